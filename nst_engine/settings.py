@@ -1,0 +1,227 @@
+"""Run settings: one validated, immutable dataclass, and the named presets.
+
+Every public entry point (library, CLI, HTTP server) builds its settings through
+:meth:`Settings.from_dict` or :meth:`Settings.from_preset`, so an out-of-range value is caught
+in one place and always reported with the setting's name and its allowed range."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from .errors import SettingsError
+from .layers import LAYER_NAMES
+
+_GATYS_STYLE_LAYERS = {f"conv{block}_1": 1.0 for block in range(1, 6)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How one stylisation runs. Build it with :meth:`from_preset` or :meth:`from_dict`.
+
+    The loss is ``content_weight * content + style_weight * style + tv_weight * tv``.
+    Each content and style term is a *relative* squared error (divided by the target's
+    mean square), so the weights mean the same at any image size and for any weights file.
+    """
+
+    preset: str = "balanced"
+    #: Longest side, in pixels, of the image being optimised at the finest scale. A larger
+    #: content image is stylised at this size and the result upsampled to its own size.
+    size: int = 512
+    #: Number of scales, coarse to fine, each twice the size of the one before.
+    scales: int = 2
+    #: Iterations at the coarsest scale, where most of the style is formed cheaply.
+    initial_iterations: int = 200
+    #: Iterations at each finer scale, which mostly add detail.
+    iterations: int = 100
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 0.0
+    content_layers: tuple[str, ...] = ("conv4_2",)
+    #: Style layers and their relative weights (normalised to sum to one).
+    style_layers: Mapping[str, float] = field(
+        default_factory=lambda: MappingProxyType(dict(_GATYS_STYLE_LAYERS))
+    )
+    optimizer: str = "lbfgs"
+    #: Adam's step size, in units of the 0-1 image range.
+    learning_rate: float = 0.02
+    init: str = "content"
+    #: Path of the starting image when ``init`` is ``"image"``.
+    init_image: str | None = None
+    #: Keep the content's colours: only the luminance is stylised.
+    preserve_colors: bool = False
+    #: Match the style images' colour statistics to the content's before the run.
+    color_match: bool = False
+    pooling: str = "max"
+    #: Style images are resized to ``style_scale`` times the processing size.
+    style_scale: float = 1.0
+    seed: int | None = None
+    #: Produce a preview image every N iterations (0: never).
+    preview_every: int = 10
+    #: ``auto`` uses reduced-precision convolutions where the hardware is fast at them.
+    precision: str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "content_layers", tuple(self.content_layers))
+        object.__setattr__(
+            self, "style_layers", MappingProxyType(dict(self.style_layers))
+        )
+        _validate(self)
+
+    # --- construction -------------------------------------------------------------
+
+    @classmethod
+    def from_preset(cls, name: str = "balanced", **overrides: Any) -> Settings:
+        """The named preset, with any field overridden."""
+        if name not in PRESETS:
+            raise SettingsError("preset", f"unknown preset '{name}'; one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], "preset": name, **overrides})
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> Settings:
+        """Settings from JSON-like data: an optional ``preset`` plus fields to override.
+
+        Unknown keys and wrongly typed values raise :class:`SettingsError`."""
+        values = dict(values or {})
+        if not isinstance(values.get("preset", "balanced"), str):
+            raise SettingsError("preset", "must be a string")
+        name = values.pop("preset", "balanced")
+        known = {f.name for f in dataclasses.fields(cls)}
+        for key, value in values.items():
+            if key not in known:
+                raise SettingsError(key, f"unknown setting; known: {', '.join(sorted(known))}")
+            values[key] = _coerce(key, value)
+        return cls.from_preset(name, **values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (and validated)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form that :meth:`from_dict` turns back into equal settings."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data["style_layers"] = dict(self.style_layers)
+        data["content_layers"] = list(self.content_layers)
+        return data
+
+    # --- derived values -------------------------------------------------------------
+
+    @property
+    def total_iterations(self) -> int:
+        return self.initial_iterations + (self.scales - 1) * self.iterations
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every layer the run reads, content first."""
+        return tuple(dict.fromkeys((*self.content_layers, *self.style_layers)))
+
+
+#: Named starting points. ``paper`` follows Gatys et al. as our reference paper runs it:
+#: content ``conv4_2``, style ``conv1_1``-``conv3_1`` with a weights dictionary, 400 px,
+#: one scale, L-BFGS.
+PRESETS: dict[str, dict[str, Any]] = {
+    "draft": {"size": 384, "scales": 2, "initial_iterations": 80, "iterations": 40},
+    "balanced": {"size": 512, "scales": 2, "initial_iterations": 200, "iterations": 100},
+    "high": {"size": 1024, "scales": 3, "initial_iterations": 300, "iterations": 150},
+    "paper": {
+        "size": 400,
+        "scales": 1,
+        "initial_iterations": 500,
+        "iterations": 500,
+        "content_layers": ("conv4_2",),
+        "style_layers": {"conv1_1": 1.0, "conv2_1": 0.75, "conv3_1": 0.2},
+        "precision": "fp32",
+    },
+}
+
+# Allowed ranges: (low, high), inclusive.
+_RANGES: dict[str, tuple[float, float]] = {
+    "size": (32, 8192),
+    "scales": (1, 6),
+    "initial_iterations": (1, 10000),
+    "iterations": (1, 10000),
+    "content_weight": (0.0, 1e9),
+    "style_weight": (0.0, 1e12),
+    "tv_weight": (0.0, 1e9),
+    "learning_rate": (1e-6, 10.0),
+    "style_scale": (0.1, 8.0),
+    "preview_every": (0, 10000),
+    "seed": (0, 2**63 - 1),
+}
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": ("lbfgs", "adam"),
+    "init": ("content", "noise", "image"),
+    "pooling": ("max", "avg"),
+    "precision": ("auto", "fp32", "bf16", "fp16"),
+}
+_INTS = {"size", "scales", "initial_iterations", "iterations", "preview_every", "seed"}
+_FLOATS = {"content_weight", "style_weight", "tv_weight", "learning_rate", "style_scale"}
+_BOOLS = {"preserve_colors", "color_match"}
+
+
+def _coerce(key: str, value: Any) -> Any:
+    """Type-check one JSON value; lists become the tuples the dataclass holds."""
+    if key == "content_layers" and isinstance(value, list):
+        return tuple(value)
+    if key in _INTS and isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _validate(s: Settings) -> None:
+    for name in _INTS:
+        value = getattr(s, name)
+        if name == "seed" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SettingsError(name, f"must be an integer, got {value!r}")
+    for name in _FLOATS:
+        value = getattr(s, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SettingsError(name, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            raise SettingsError(name, f"must be finite, got {value!r}")
+    for name in _BOOLS:
+        if not isinstance(getattr(s, name), bool):
+            raise SettingsError(name, f"must be true or false, got {getattr(s, name)!r}")
+    for name, (low, high) in _RANGES.items():
+        value = getattr(s, name)
+        if value is not None and not low <= value <= high:
+            raise SettingsError(name, f"{value!r} is out of range [{low:g}, {high:g}]")
+    for name, choices in _CHOICES.items():
+        if getattr(s, name) not in choices:
+            raise SettingsError(name, f"{getattr(s, name)!r} is not one of {', '.join(choices)}")
+    if not isinstance(s.preset, str):
+        raise SettingsError("preset", "must be a string")
+    _validate_layers(s)
+    if s.init == "image" and not s.init_image:
+        raise SettingsError("init_image", "is required when init is 'image'")
+    if s.init_image is not None and not isinstance(s.init_image, str):
+        raise SettingsError("init_image", "must be a file path")
+    if s.size / 2 ** (s.scales - 1) < 32:
+        raise SettingsError(
+            "scales", f"{s.scales} scales would make the coarsest image smaller than 32 px"
+        )
+
+
+def _validate_layers(s: Settings) -> None:
+    if not s.content_layers or not all(isinstance(n, str) for n in s.content_layers):
+        raise SettingsError("content_layers", "must be a non-empty list of layer names")
+    for name in s.content_layers:
+        if name not in LAYER_NAMES:
+            raise SettingsError("content_layers", f"unknown layer '{name}'; e.g. conv4_2")
+    if not s.style_layers:
+        raise SettingsError("style_layers", "must name at least one layer")
+    for name, weight in s.style_layers.items():
+        if name not in LAYER_NAMES:
+            raise SettingsError("style_layers", f"unknown layer '{name}'; e.g. conv1_1")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
+            0 <= weight <= 1e6
+        ):
+            raise SettingsError("style_layers", f"weight of '{name}' must be in [0, 1e6]")
+    if sum(s.style_layers.values()) <= 0:
+        raise SettingsError("style_layers", "weights must not all be zero")

@@ -1,0 +1,408 @@
+"""The optimiser: :class:`StyleTransfer` loads VGG-19 once and stylises many images.
+
+One run, following Gatys et al.: compute the content features and the style images'
+Gram matrices, then optimise the pixels of an image so its features match both, with
+L-BFGS (or Adam). Runs go coarse to fine: each scale starts from the previous result
+upsampled, so most of the style forms cheaply at low resolution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import images
+from .device import autocast, precision_name, resolve_precision, select_device
+from .errors import Cancelled, ImageError, SettingsError
+from .losses import content_loss, gram_matrix, style_loss, total_variation
+from .settings import Settings
+from .vgg import VGG19
+from .weights import Weights, load_weights
+
+#: The smallest side a scale may have: below it the deep layers see almost nothing.
+MIN_SCALE_SIDE = 32
+
+Source = Image.Image | np.ndarray | str | os.PathLike
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a progress callback receives after every iteration."""
+
+    iteration: int
+    total: int
+    scale: int
+    scales: int
+    losses: dict[str, float]
+    elapsed: float
+    eta: float | None
+    #: The current image at the processing size, every ``preview_every`` iterations.
+    preview: Image.Image | None = field(default=None, repr=False)
+
+
+class CancelToken:
+    """Cancels a run from any thread: the run raises :class:`Cancelled` within one iteration."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class StyleTransfer:
+    """A loaded VGG-19 on one device, ready to stylise any number of images.
+
+    Keep one instance and call :meth:`stylize` for each job: the weights are loaded
+    once, and the style images' Gram matrices are cached by content, so reusing a style
+    skips recomputing them. Runs on one instance are serialised.
+    """
+
+    def __init__(
+        self,
+        weights: str | os.PathLike[str] | Weights = "default",
+        device: str = "auto",
+        *,
+        download: bool = False,
+        style_cache_size: int = 16,
+    ) -> None:
+        self.device = select_device(device)
+        loaded = (
+            weights if isinstance(weights, Weights) else load_weights(weights, download=download)
+        )
+        self.model = VGG19(loaded).to(self.device)
+        if self.device.type != "mps":
+            self.model.to(memory_format=torch.channels_last)
+        self._style_cache: OrderedDict[tuple, dict[str, torch.Tensor]] = OrderedDict()
+        self._style_cache_size = style_cache_size
+        self._lock = threading.Lock()
+
+    def describe(self) -> dict[str, str]:
+        """Device, weights and default precision, for logs and health reports."""
+        precision = precision_name(resolve_precision(self.device, "auto"))
+        return {"device": str(self.device), "weights": self.model.description,
+                "precision": precision}
+
+    def stylize(
+        self,
+        content: Source,
+        styles: Sequence[Source],
+        settings: Settings | None = None,
+        *,
+        style_blend_weights: Sequence[float] | None = None,
+        callback: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Image.Image | np.ndarray:
+        """Stylise ``content`` with ``styles`` and return an image of the same kind.
+
+        ``content`` and ``styles`` are PIL images, (H, W, 3|4) arrays (float in 0..1,
+        uint8 or uint16) or file paths. The result has the content's exact size; its
+        alpha channel is the content's, copied bit for bit, since only colour is
+        stylised. Arrays come back with the input's dtype, paths and PIL images as PIL.
+        """
+        settings = settings or Settings()
+        if not styles:
+            raise ImageError("at least one style image is needed")
+        blend = _blend_weights(style_blend_weights, len(styles))
+        source = images.load_image(content) if isinstance(content, (str, os.PathLike)) else content
+        array = images.to_array(source, "content")
+        style_arrays = [
+            images.to_array(images.load_image(s) if isinstance(s, (str, os.PathLike)) else s,
+                            f"style {i + 1}")[..., :3]
+            for i, s in enumerate(styles)
+        ]
+        init = None
+        if settings.init == "image":
+            init = images.to_array(images.load_image(settings.init_image), "init_image")[..., :3]
+        with self._lock:
+            run = _Run(self, array, style_arrays, blend, init, settings, callback, cancel)
+            rgb = run.execute()
+        return _like(source, rgb)
+
+    # Used by _Run: cached, blended Gram matrices of the styles at one size.
+    def style_targets(
+        self, styles: list[torch.Tensor], blend: list[float], settings: Settings,
+        dtype: torch.dtype, salt: bytes,
+    ) -> dict[str, torch.Tensor]:
+        layers = tuple(settings.style_layers)
+        digest = hashlib.sha256(salt)
+        for style in styles:
+            digest.update(style.detach().cpu().numpy().tobytes())
+            digest.update(str(tuple(style.shape)).encode())
+        key = (digest.hexdigest(), tuple(blend), layers, settings.pooling, dtype)
+        if key in self._style_cache:
+            self._style_cache.move_to_end(key)
+            return self._style_cache[key]
+        blended: dict[str, torch.Tensor] = {}
+        with torch.no_grad():
+            for style, weight in zip(styles, blend, strict=True):
+                with autocast(self.device, dtype):
+                    features = self.model(_layout(style, self.device), layers, settings.pooling)
+                for name in layers:
+                    gram = gram_matrix(features[name]) * weight
+                    blended[name] = blended[name] + gram if name in blended else gram
+        self._style_cache[key] = blended
+        while len(self._style_cache) > self._style_cache_size:
+            self._style_cache.popitem(last=False)
+        return blended
+
+
+def stylize(
+    content: Source,
+    styles: Sequence[Source],
+    settings: Settings | None = None,
+    *,
+    weights: str | os.PathLike[str] = "default",
+    device: str = "auto",
+    **options,
+) -> Image.Image | np.ndarray:
+    """One call: load the model, stylise once. Keep a :class:`StyleTransfer` for more."""
+    return StyleTransfer(weights, device).stylize(content, styles, settings, **options)
+
+
+class _Run:
+    """The state of one stylisation; lives only for the duration of :meth:`execute`."""
+
+    def __init__(self, engine: StyleTransfer, content: np.ndarray, styles: list[np.ndarray],
+                 blend: list[float], init: np.ndarray | None, settings: Settings,
+                 callback: ProgressCallback | None, cancel: CancelToken | None) -> None:
+        self.engine, self.settings = engine, settings
+        self.device = engine.device
+        self.dtype = resolve_precision(self.device, settings.precision)
+        self.callback, self.cancel = callback, cancel
+        self.height, self.width = content.shape[:2]
+        self.alpha = content[..., 3] if content.shape[2] == 4 else None
+        self.content = images.to_tensor(content[..., :3], self.device)
+        self.styles = [images.to_tensor(s, self.device) for s in styles]
+        self.blend = blend
+        self.init = init
+        self.sizes = _scale_sizes(self.height, self.width, settings)
+        self.iterations = [settings.initial_iterations] + [settings.iterations] * (
+            len(self.sizes) - 1)
+        # Work units (iterations weighted by pixel count) make the ETA honest across scales.
+        self.units = [n * h * w for n, (h, w) in zip(self.iterations, self.sizes, strict=True)]
+        self.started = time.perf_counter()
+        self.done_iterations = 0
+        self.done_units = 0.0
+        self.generator = torch.Generator().manual_seed(
+            settings.seed if settings.seed is not None else torch.seed())
+        self.content_luma = images.luminance(self.content)
+        if settings.preserve_colors:
+            # Luminance-only transfer: optimise a grey image against grey styles.
+            self.content_input = self.content_luma.expand(-1, 3, -1, -1)
+            self.styles = [
+                images.match_luminance(images.luminance(s), self.content_luma).expand(-1, 3, -1, -1)
+                for s in self.styles
+            ]
+        else:
+            self.content_input = self.content
+        if settings.color_match:
+            self.styles = [images.match_color(s, self.content_input) for s in self.styles]
+        # The targets depend on the content only through these two options.
+        self.salt = b""
+        if settings.preserve_colors or settings.color_match:
+            self.salt = hashlib.sha256(self.content.cpu().numpy().tobytes()).digest()
+
+    def execute(self) -> np.ndarray:
+        image: torch.Tensor | None = None
+        for index, size in enumerate(self.sizes):
+            image = self._scale(index, size, image)
+        assert image is not None
+        result = images.resize(image, (self.height, self.width))
+        return images.to_numpy(self._colour(result, self.content))
+
+    def _scale(self, index: int, size: tuple[int, int], previous: torch.Tensor | None
+               ) -> torch.Tensor:
+        settings, model = self.settings, self.engine.model
+        content = images.resize(self.content_input, size)
+        with torch.no_grad(), autocast(self.device, self.dtype):
+            content_features = model(_layout(content, self.device), settings.content_layers,
+                                     settings.pooling)
+        content_targets = {k: v.float() for k, v in content_features.items()}
+        style_size = images.fit(*size, max(MIN_SCALE_SIDE, round(max(size) * settings.style_scale)))
+        styles = [images.resize(s, images.fit(*s.shape[-2:], max(style_size))) for s in self.styles]
+        style_targets = self.engine.style_targets(styles, self.blend, settings, self.dtype,
+                                                  self.salt)
+        if previous is not None:
+            start = images.resize(previous, size)
+        elif settings.init == "noise":
+            start = torch.rand((1, 3, *size), generator=self.generator).to(self.device)
+        elif settings.init == "image":
+            start = images.resize(images.to_tensor(self.init, self.device), size)
+        else:
+            start = content
+        return self._optimise(index, start, content_targets, style_targets)
+
+    def _optimise(self, index: int, start: torch.Tensor, content_targets: dict,
+                  style_targets: dict) -> torch.Tensor:
+        settings = self.settings
+        # The optimised tensor stays contiguous (L-BFGS flattens its gradient with a view);
+        # the network gets a channels-last copy.
+        image = start.detach().clone().contiguous().requires_grad_(True)
+        optimizer = _optimizer(settings, image)
+        layer_weights = _normalised(settings.style_layers)
+        layers = settings.layers
+        losses: dict[str, float] = {}
+
+        def closure() -> torch.Tensor:
+            optimizer.zero_grad(set_to_none=True)
+            with autocast(self.device, self.dtype):
+                features = self.engine.model(_layout(image, self.device), layers,
+                                             settings.pooling)
+            terms = {
+                "content": content_loss(features, content_targets),
+                "style": style_loss(features, style_targets, layer_weights),
+                "tv": total_variation(image),
+            }
+            total = (settings.content_weight * terms["content"]
+                     + settings.style_weight * terms["style"]
+                     + settings.tv_weight * terms["tv"])
+            total.backward()
+            losses.update({k: v.item() for k, v in terms.items()}, total=total.item())
+            return total
+
+        per_iteration = self.units[index] / self.iterations[index]
+        for step in range(1, self.iterations[index] + 1):
+            if self.cancel is not None and self.cancel.cancelled:
+                raise Cancelled("the run was cancelled")
+            last_good = image.detach().clone()
+            optimizer.step(closure)
+            if not math.isfinite(losses["total"]) or not torch.isfinite(image).all():
+                image, optimizer = self._recover(last_good)
+                continue
+            if settings.optimizer == "adam":
+                with torch.no_grad():
+                    image.clamp_(0, 1)
+            self.done_iterations += 1
+            self.done_units += per_iteration
+            last = step == self.iterations[index] and index == len(self.sizes) - 1
+            self._report(index, image, losses, step, last)
+        return image.detach().float().contiguous().clamp(0, 1)
+
+    def _recover(self, last_good: torch.Tensor) -> tuple[torch.Tensor, torch.optim.Optimizer]:
+        """A step went non-finite: fall back to float32 and restart from the last good image.
+
+        Reduced precision can overflow on extreme inputs; float32 does not, so a run never
+        ends in NaN."""
+        if self.dtype == torch.float32:
+            raise SettingsError("learning_rate", "the optimisation diverged; lower it or "
+                                "use optimizer 'lbfgs'")
+        self.dtype = torch.float32
+        image = last_good.requires_grad_(True)
+        return image, _optimizer(self.settings, image)
+
+    def _report(self, index: int, image: torch.Tensor, losses: dict[str, float], step: int,
+                last: bool) -> None:
+        if self.callback is None:
+            return
+        elapsed = time.perf_counter() - self.started
+        remaining = sum(self.units) - self.done_units
+        eta = elapsed * remaining / self.done_units if self.done_units else None
+        every = self.settings.preview_every
+        preview = None
+        if last or (every and self.done_iterations % every == 0):
+            preview = self._preview(image)
+        self.callback(Progress(
+            iteration=self.done_iterations, total=sum(self.iterations), scale=index + 1,
+            scales=len(self.sizes), losses=dict(losses), elapsed=elapsed, eta=eta,
+            preview=preview,
+        ))
+
+    def _preview(self, image: torch.Tensor) -> Image.Image:
+        current = image.detach().float().clamp(0, 1)
+        size = tuple(current.shape[-2:])
+        rgb = images.to_numpy(self._colour(current, images.resize(self.content, size)))
+        if self.alpha is not None:
+            alpha = Image.fromarray(self.alpha.astype(np.float32), "F").resize(
+                (size[1], size[0]), Image.Resampling.BILINEAR)
+            rgb = np.concatenate([rgb, np.asarray(alpha)[..., None]], axis=2)
+        return images.from_array(rgb)
+
+    def _colour(self, image: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+        """With ``preserve_colors``, put the content's colours back under the new luma."""
+        if not self.settings.preserve_colors:
+            return image
+        return images.replace_luminance(content, images.luminance(image))
+
+
+def _optimizer(settings: Settings, image: torch.Tensor) -> torch.optim.Optimizer:
+    if settings.optimizer == "adam":
+        return torch.optim.Adam([image], lr=settings.learning_rate)
+    # One function evaluation per step, so an iteration is one forward and backward pass.
+    return torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=20,
+                             tolerance_grad=0, tolerance_change=0)
+
+
+def _layout(image: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Channels-last memory on CPU and CUDA, where it speeds up convolutions."""
+    if device.type == "mps":
+        return image.contiguous()
+    return image.contiguous(memory_format=torch.channels_last)
+
+
+def _scale_sizes(height: int, width: int, settings: Settings) -> list[tuple[int, int]]:
+    """Processing sizes, coarse to fine. Never above the content's own size, and scales
+    that would be under ``MIN_SCALE_SIDE`` are dropped (a tiny image runs fewer scales)."""
+    longest = min(settings.size, max(height, width))
+    sizes: list[tuple[int, int]] = []
+    for level in reversed(range(settings.scales)):
+        side = round(longest / 2**level)
+        size = images.fit(height, width, side)
+        if (min(size) >= MIN_SCALE_SIDE or level == 0) and size not in sizes:
+            sizes.append(size)
+    return sizes
+
+
+def _normalised(weights: dict[str, float]) -> dict[str, float]:
+    total = sum(weights.values())
+    return {name: weight / total for name, weight in weights.items() if weight > 0}
+
+
+def _blend_weights(weights: Sequence[float] | None, count: int) -> list[float]:
+    if weights is None:
+        return [1.0 / count] * count
+    if len(weights) != count:
+        raise SettingsError("style_blend_weights", f"{len(weights)} weights for {count} styles")
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise SettingsError("style_blend_weights", "must be non-negative and not all zero")
+    return [w / sum(weights) for w in weights]
+
+
+def _like(source: Image.Image | np.ndarray, result: np.ndarray) -> Image.Image | np.ndarray:
+    """The RGB result in the form of ``source``, with ``source``'s own alpha channel."""
+    if isinstance(source, np.ndarray):
+        if source.ndim == 3 and source.shape[2] == 4:
+            out = np.empty(source.shape, dtype=source.dtype)
+            out[..., :3] = _to_dtype(result, source.dtype)
+            out[..., 3] = source[..., 3]
+            return out
+        return _to_dtype(result, source.dtype)
+    rgb = images.from_array(result)
+    if "A" in source.getbands() or "transparency" in source.info:
+        rgb.putalpha(source.convert("RGBA").getchannel("A"))
+    return rgb
+
+
+def _to_dtype(rgb: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    if dtype == np.uint8:
+        return np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+    if dtype == np.uint16:
+        return np.clip(np.rint(rgb * 65535), 0, 65535).astype(np.uint16)
+    return rgb.astype(dtype)
