@@ -1,0 +1,56 @@
+"""Settings are validated in one place, with the setting's name and range in the error."""
+
+import json
+
+import pytest
+
+from nst_engine import PRESETS, Settings, SettingsError
+
+
+def test_defaults_are_the_balanced_preset():
+    assert Settings() == Settings.from_preset("balanced")
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_presets_round_trip_through_json(name):
+    settings = Settings.from_preset(name)
+    assert Settings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
+
+
+def test_paper_preset_follows_the_reference_paper():
+    paper = Settings.from_preset("paper")
+    assert paper.content_layers == ("conv4_2",)
+    assert set(paper.style_layers) == {"conv1_1", "conv2_1", "conv3_1"}
+    assert (paper.size, paper.scales, paper.optimizer) == (400, 1, "lbfgs")
+
+
+def test_overrides_apply_on_top_of_the_preset():
+    settings = Settings.from_dict({"preset": "high", "iterations": 7})
+    assert settings.iterations == 7 and settings.size == PRESETS["high"]["size"]
+    assert settings.total_iterations == settings.initial_iterations + 2 * 7
+
+
+@pytest.mark.parametrize(
+    ("values", "setting", "message"),
+    [
+        ({"size": 10}, "size", r"out of range \[32, 8192\]"),
+        ({"style_weight": -1}, "style_weight", "out of range"),
+        ({"iterations": 0}, "iterations", "out of range"),
+        ({"iterations": "many"}, "iterations", "must be an integer"),
+        ({"content_weight": float("nan")}, "content_weight", "finite"),
+        ({"optimizer": "sgd"}, "optimizer", "not one of lbfgs, adam"),
+        ({"colour": 1}, "colour", "unknown setting"),
+        ({"preset": "ultra"}, "preset", "unknown preset"),
+        ({"content_layers": ["conv9_9"]}, "content_layers", "unknown layer 'conv9_9'"),
+        ({"style_layers": {"conv1_1": -2}}, "style_layers", "weight of 'conv1_1'"),
+        ({"style_layers": {}}, "style_layers", "at least one"),
+        ({"init": "image"}, "init_image", "required"),
+        ({"preserve_colors": "yes"}, "preserve_colors", "true or false"),
+        ({"size": 64, "scales": 3}, "scales", "smaller than 32"),
+    ],
+)
+def test_bad_values_name_the_setting(values, setting, message):
+    with pytest.raises(SettingsError, match=message) as error:
+        Settings.from_dict(values)
+    assert error.value.setting == setting
+    assert f"'{setting}'" in str(error.value)

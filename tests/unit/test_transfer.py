@@ -1,0 +1,178 @@
+"""End-to-end behaviour of the optimiser on tiny images with the real weights."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from nst_engine import Cancelled, CancelToken, ImageError, Progress, Settings, SettingsError
+from nst_engine.images import luminance, match_color, to_tensor
+from nst_engine.transfer import _scale_sizes
+
+
+def run(engine, content, style, settings, **options):
+    reports: list[Progress] = []
+    out = engine.stylize(content, [style], settings, callback=reports.append, **options)
+    return out, reports
+
+
+def test_total_loss_falls_and_progress_is_reported(engine, content, style, tiny):
+    out, reports = run(engine, content, style, tiny(initial_iterations=8, preview_every=3))
+    assert [r.iteration for r in reports] == list(range(1, 9))
+    assert all(r.total == 8 and r.scales == 1 for r in reports)
+    assert reports[-1].losses["total"] < 0.5 * reports[0].losses["total"]
+    assert reports[-1].eta == pytest.approx(0, abs=1e-6)
+    assert all(r.eta is not None and r.elapsed > 0 for r in reports)
+    with_preview = [r.iteration for r in reports if r.preview is not None]
+    assert with_preview == [3, 6, 8]  # every 3, and the final image
+    assert reports[-1].preview.size == (48, 40) and reports[-1].preview.mode == "RGBA"
+    assert not np.allclose(out[..., :3], content[..., :3], atol=0.02)
+
+
+def test_alpha_is_kept_bit_exactly_for_float_arrays(engine, content, style, tiny):
+    out, _ = run(engine, content, style, tiny())
+    assert out.dtype == np.float32 and out.shape == content.shape
+    assert np.array_equal(out[..., 3], content[..., 3])
+
+
+def test_alpha_is_kept_for_16_bit_arrays(engine, content, style, tiny):
+    source = np.rint(content * 65535).astype(np.uint16)
+    out, _ = run(engine, source, style, tiny())
+    assert out.dtype == np.uint16 and np.array_equal(out[..., 3], source[..., 3])
+
+
+def test_alpha_is_kept_for_pil_images(engine, content, style, tiny):
+    source = Image.fromarray(np.rint(content * 255).astype(np.uint8), "RGBA")
+    out, _ = run(engine, source, Image.fromarray(np.rint(style * 255).astype(np.uint8)), tiny())
+    assert out.mode == "RGBA" and out.size == source.size
+    assert out.getchannel("A").tobytes() == source.getchannel("A").tobytes()
+
+
+def test_output_has_the_content_size_when_processed_smaller(engine, style, tiny):
+    content = np.random.default_rng(0).random((70, 90, 3), dtype=np.float32)
+    out, reports = run(engine, content, style, tiny(size=40))
+    assert out.shape == (70, 90, 3)
+    assert reports[-1].preview.size == (40, 31)  # processed at the 40 px cap
+
+
+def test_multi_scale_runs_coarse_to_fine(engine, style, tiny):
+    content = np.random.default_rng(0).random((64, 80, 3), dtype=np.float32)
+    settings = tiny(size=80, scales=2, initial_iterations=3, iterations=2, preview_every=1)
+    _, reports = run(engine, content, style, settings)
+    assert [r.scale for r in reports] == [1, 1, 1, 2, 2]
+    assert reports[0].preview.size == (40, 32) and reports[-1].preview.size == (80, 64)
+
+
+def test_scale_sizes_never_upscale_and_skip_tiny_scales():
+    settings = Settings.from_preset("balanced", size=512, scales=3)
+    assert _scale_sizes(1000, 2000, settings) == [(64, 128), (128, 256), (256, 512)]
+    assert _scale_sizes(48, 48, settings) == [(48, 48)]  # 24 and 12 px are too small
+
+
+def test_seeded_runs_repeat(engine, content, style, tiny):
+    settings = tiny(init="noise", seed=7)
+    first, _ = run(engine, content, style, settings)
+    second, _ = run(engine, content, style, settings)
+    other, _ = run(engine, content, style, settings.replace(seed=8))
+    assert np.array_equal(first, second)
+    assert not np.array_equal(first, other)
+
+
+def test_cancel_stops_within_one_iteration(engine, content, style, tiny):
+    token = CancelToken()
+    seen = []
+
+    def cancel_at_two(progress):
+        seen.append(progress.iteration)
+        if progress.iteration == 2:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        engine.stylize(content, [style], tiny(initial_iterations=50), callback=cancel_at_two,
+                       cancel=token)
+    assert seen == [1, 2]
+
+
+def test_cancel_from_another_thread(engine, content, style, tiny):
+    token = CancelToken()
+    threading.Timer(0.0, token.cancel).start()
+    threading.Event().wait(0.05)
+    with pytest.raises(Cancelled):
+        engine.stylize(content, [style], tiny(initial_iterations=500), cancel=token)
+
+
+def test_style_blend_weights_change_the_result(engine, content, style, tiny):
+    flat = np.full_like(style, 0.5)
+    settings = tiny()
+    mostly_stripes = engine.stylize(content, [style, flat], settings, style_blend_weights=[9, 1])
+    mostly_flat = engine.stylize(content, [style, flat], settings, style_blend_weights=[1, 9])
+    assert not np.allclose(mostly_stripes, mostly_flat)
+    with pytest.raises(SettingsError, match="2 weights for 1 styles"):
+        engine.stylize(content, [style], settings, style_blend_weights=[1, 2])
+
+
+def test_style_targets_are_cached_by_content(engine, content, style, monkeypatch, tiny):
+    calls = []
+    real = engine.model.forward
+    monkeypatch.setattr(engine.model, "forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    settings = tiny(initial_iterations=1)
+    unseen = style * 0.5  # pixels no other test used, so the first run computes its targets
+    engine.stylize(content, [unseen], settings)
+    first = len(calls)  # content, style, one iteration
+    engine.stylize(content, [unseen.copy()], settings)
+    assert (first, len(calls) - first) == (3, 2)  # same pixels: no style forward pass
+
+
+def test_preserve_colors_keeps_the_content_chroma(engine, content, style, tiny):
+    out = engine.stylize(content, [style], tiny(preserve_colors=True))
+
+    def chroma(rgb):
+        return rgb - luminance(to_tensor(rgb, "cpu"))[0, 0, ..., None].numpy()
+
+    assert np.abs(chroma(content[..., :3]) - chroma(out[..., :3])).mean() < 0.03
+
+
+def test_color_match_gives_the_style_the_content_statistics():
+    rng = torch.Generator().manual_seed(0)
+    style = torch.rand(1, 3, 20, 20, generator=rng) * torch.tensor([1.0, 0.2, 0.1]).view(1, 3, 1, 1)
+    content = torch.rand(1, 3, 20, 20, generator=rng) * 0.5 + 0.25
+    matched = match_color(style, content)
+    assert torch.allclose(matched.mean((2, 3)), content.mean((2, 3)), atol=0.02)
+    assert torch.allclose(torch.cov(matched[0].flatten(1)), torch.cov(content[0].flatten(1)),
+                          atol=0.01)
+
+
+def test_reduced_precision_stays_finite(engine, content, style, tiny):
+    _, reports = run(engine, content, style, tiny(precision="bf16"))
+    assert all(np.isfinite(r.losses["total"]) for r in reports)
+
+
+def test_adam_and_image_init(engine, content, style, tmp_path, tiny):
+    start = tmp_path / "start.png"
+    Image.fromarray(np.rint(style * 255).astype(np.uint8)).save(start)
+    out, reports = run(engine, content, style,
+                       tiny(optimizer="adam", init="image", init_image=str(start)))
+    assert out.shape == content.shape and reports[-1].losses["total"] > 0
+
+
+@pytest.mark.parametrize(
+    ("content", "styles", "message"),
+    [
+        (np.zeros((4, 4, 2), np.float32), [np.zeros((4, 4, 3), np.float32)], r"\(H, W, 3\)"),
+        (np.full((4, 4, 3), np.nan, np.float32), [np.zeros((4, 4, 3), np.float32)], "NaN"),
+        ("/nonexistent/photo.png", [np.zeros((4, 4, 3), np.float32)], "no such file"),
+        (np.zeros((4, 4, 3), np.float32), [], "at least one style"),
+    ],
+)
+def test_bad_images_raise_one_clear_error(engine, content, styles, message, tiny):
+    with pytest.raises(ImageError, match=message):
+        engine.stylize(content, styles, tiny())
+
+
+def test_unreadable_file(engine, style, tmp_path, tiny):
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    with pytest.raises(ImageError, match=r"notes.png'.*cannot be read"):
+        engine.stylize(bad, [style], tiny())
