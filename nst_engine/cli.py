@@ -124,7 +124,7 @@ class ProgressBar:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
-        self.tty = stream.isatty()
+        self.tty = self.stream.isatty()
         self.last_print = 0.0
 
     def update(self, p: Progress) -> None:
