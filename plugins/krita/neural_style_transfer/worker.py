@@ -1,0 +1,115 @@
+"""Background threads, so Krita never waits on the network.
+
+Workers only talk to the server and decode images (QImage is safe off the UI thread); every Krita
+object is touched by the dialog in slots that Qt runs on the UI thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from .client import nst_client
+from .job import StyleRequest, run_job
+from .pixels import PixelLayout, rgba8_to_layout
+from .qt import QtCore, QtGui, Signal
+
+
+def decode_preview(png: bytes, width: int, height: int, layout: PixelLayout) -> bytes | None:
+    """A server preview PNG scaled to the canvas, in the layer's own pixel layout."""
+    image = QtGui.QImage.fromData(png)
+    if image.isNull():
+        return None
+    image = image.scaled(
+        width,
+        height,
+        QtCore.Qt.AspectRatioMode.IgnoreAspectRatio,
+        QtCore.Qt.TransformationMode.SmoothTransformation,
+    ).convertToFormat(QtGui.QImage.Format.Format_RGBA8888)
+    bits = image.constBits()
+    bits.setsize(image.bytesPerLine() * image.height())
+    return rgba8_to_layout(bytes(bits), layout)
+
+
+class CallThread(QtCore.QThread):
+    """Run one blocking call (e.g. ``client.health``) and report its value or exception."""
+
+    done = Signal(object)
+    failed = Signal(object)
+
+    def __init__(self, call: Callable[[], object], parent=None) -> None:
+        super().__init__(parent)
+        self._call = call
+
+    def run(self) -> None:
+        try:
+            value = self._call()
+        except Exception as exc:  # handed to the UI thread, which shows it
+            self.failed.emit(exc)
+        else:
+            self.done.emit(value)
+
+
+class JobWorker(QtCore.QThread):
+    """Submit (or resume) a job, relay progress and previews, deliver the result bytes."""
+
+    job_started = Signal(str)
+    progress = Signal(object)  # status dict
+    preview = Signal(object)  # bytes in the layer's layout
+    succeeded = Signal(object)  # result bytes
+    failed = Signal(object)  # an exception; ServerGone carries the job id
+
+    def __init__(
+        self,
+        client: nst_client.Client,
+        request: StyleRequest,
+        job_id: str | None = None,
+        preview_size: int = 512,
+        parent=None,
+    ) -> None:
+        super().__init__(parent)
+        self.client = client
+        self.request = request
+        self.job_id = job_id
+        self.preview_size = preview_size
+        self._cancel = threading.Event()
+        self._preview_iteration = None
+
+    def cancel(self) -> None:
+        """Thread-safe: the job is cancelled on the server at the next poll."""
+        self._cancel.set()
+
+    def run(self) -> None:
+        try:
+            data = run_job(
+                self.client,
+                self.request,
+                self._on_status,
+                self._cancel.is_set,
+                self.job_id,
+                self._on_job_id,
+            )
+        except Exception as exc:
+            self.failed.emit(exc)
+        else:
+            self.succeeded.emit(data)
+
+    def _on_job_id(self, job_id: str) -> None:
+        self.job_id = job_id
+        self.job_started.emit(job_id)
+
+    def _on_status(self, status: dict) -> None:
+        self.progress.emit(status)
+        iteration = status.get("iteration")
+        if not status.get("has_preview") or iteration == self._preview_iteration:
+            return
+        self._preview_iteration = iteration
+        try:
+            png = self.client.preview(self.job_id, self.preview_size)
+        except nst_client.ApiError:
+            return  # a missed preview is harmless; the next poll tries again
+        if png:
+            request = self.request
+            pixels = decode_preview(png, request.width, request.height, request.layout)
+            if pixels is not None:
+                self.preview.emit(pixels)

@@ -1,0 +1,231 @@
+"""Install or package the Krita and GIMP plugins (`nst-server install-plugin`, `package-plugin`).
+
+Why here and not in the plugins: the plugins are copied into the editors' own folders, and each
+copy must carry the one shared client (``plugins/nst_client.py``) beside it, so the editor's Python
+needs nothing from this project at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import sys
+import zipfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+EDITORS = ("krita", "gimp")
+PLUGINS_ROOT = Path(__file__).resolve().parents[1] / "plugins"
+CLIENT = "nst_client.py"
+KRITA_NAME = "neural_style_transfer"  # X-KDE-Library in the .desktop file and the package name
+GIMP_NAME = "neural-style-transfer"  # GIMP 3 wants plug-ins/NAME/NAME.py
+
+
+class PluginInstallError(Exception):
+    """Installing or packaging failed; the message says what to do."""
+
+
+# ------------------------------------------------------------------------------------ folders
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    return Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
+
+
+def _uses_flatpak(app_id: str, env: Mapping[str, str], flatpak: bool | None) -> bool:
+    """Flatpak editors keep their files under ~/.var/app/ID; use that once it exists."""
+    if flatpak is not None:
+        return flatpak
+    return (_home(env) / ".var" / "app" / app_id).is_dir()
+
+
+def krita_plugin_dir(
+    platform: str | None = None, env: Mapping[str, str] | None = None, flatpak: bool | None = None
+) -> Path:
+    """Krita's ``pykrita`` folder in the user's resource folder."""
+    platform, env = platform or sys.platform, _env(env)
+    home = _home(env)
+    if platform.startswith("win"):
+        return Path(env.get("APPDATA") or home / "AppData" / "Roaming") / "krita" / "pykrita"
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "krita" / "pykrita"
+    if _uses_flatpak("org.kde.krita", env, flatpak):
+        return home / ".var" / "app" / "org.kde.krita" / "data" / "krita" / "pykrita"
+    data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
+    return data / "krita" / "pykrita"
+
+
+def kritarc_path(
+    platform: str | None = None, env: Mapping[str, str] | None = None, flatpak: bool | None = None
+) -> Path:
+    """Krita's main settings file, where plugins are switched on."""
+    platform, env = platform or sys.platform, _env(env)
+    home = _home(env)
+    if platform.startswith("win"):
+        return Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local") / "kritarc"
+    if platform == "darwin":
+        return home / "Library" / "Preferences" / "kritarc"
+    if _uses_flatpak("org.kde.krita", env, flatpak):
+        return home / ".var" / "app" / "org.kde.krita" / "config" / "kritarc"
+    return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kritarc"
+
+
+def gimp_plugin_dir(
+    platform: str | None = None, env: Mapping[str, str] | None = None, flatpak: bool | None = None
+) -> Path:
+    """GIMP 3's per-user ``plug-ins`` folder."""
+    platform, env = platform or sys.platform, _env(env)
+    home = _home(env)
+    if platform.startswith("win"):
+        base = Path(env.get("APPDATA") or home / "AppData" / "Roaming")
+        return base / "GIMP" / "3.0" / "plug-ins"
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "GIMP" / "3.0" / "plug-ins"
+    if _uses_flatpak("org.gimp.GIMP", env, flatpak):
+        return home / ".var" / "app" / "org.gimp.GIMP" / "config" / "GIMP" / "3.0" / "plug-ins"
+    config = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
+    return config / "GIMP" / "3.0" / "plug-ins"
+
+
+# ------------------------------------------------------------------------------------ sources
+def _sources(editor: str, plugins_root: Path) -> list[tuple[Path, str]]:
+    """(source path, path inside the install folder) for every file an editor needs."""
+    if editor not in EDITORS:
+        raise PluginInstallError(f"Unknown editor '{editor}': choose one of {', '.join(EDITORS)}.")
+    client = plugins_root / CLIENT
+    if editor == "krita":
+        desktop = plugins_root / "krita" / f"{KRITA_NAME}.desktop"
+        package = plugins_root / "krita" / KRITA_NAME
+        needed, files = [desktop, package, client], [(desktop, desktop.name)]
+        files += [(p, f"{KRITA_NAME}/{p.relative_to(package).as_posix()}") for p in _walk(package)]
+        files.append((client, f"{KRITA_NAME}/{CLIENT}"))
+    else:
+        folder = plugins_root / "gimp" / GIMP_NAME
+        needed = [folder / f"{GIMP_NAME}.py", client]
+        files = [(p, f"{GIMP_NAME}/{p.relative_to(folder).as_posix()}") for p in _walk(folder)]
+        files.append((client, f"{GIMP_NAME}/{CLIENT}"))
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        raise PluginInstallError(
+            f"The {editor} plugin's files are missing ({', '.join(missing)}). Reinstall "
+            f"neural-style-transfer from its source folder, which contains plugins/."
+        )
+    return files
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    if not folder.is_dir():
+        return
+    for path in sorted(folder.rglob("*")):
+        hidden = any(
+            p.startswith(".") or p == "__pycache__" for p in path.relative_to(folder).parts
+        )
+        if path.is_file() and not hidden and path.suffix != ".pyc":
+            yield path
+
+
+def _is_gimp_entry(relative: str) -> bool:
+    return relative == f"{GIMP_NAME}/{GIMP_NAME}.py"
+
+
+# ------------------------------------------------------------------------------------ install
+def install_plugin(
+    editor: str,
+    destination: str | os.PathLike | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    platform: str | None = None,
+    flatpak: bool | None = None,
+    plugins_root: str | os.PathLike | None = None,
+) -> Path:
+    """Copy the plugin (and the shared client) into the editor's folder; return its folder.
+
+    ``destination`` replaces the editor's plug-in folder (``pykrita`` or GIMP's ``plug-ins``).
+    A previous install of this plugin is replaced; nothing else in the folder is touched. For
+    Krita the plugin is also switched on in ``kritarc`` (found from ``env``'s HOME), so it is
+    active at Krita's next start.
+    """
+    root = Path(plugins_root) if plugins_root else PLUGINS_ROOT
+    files = _sources(editor, root)
+    if destination is None:
+        finder = krita_plugin_dir if editor == "krita" else gimp_plugin_dir
+        destination = finder(platform, env, flatpak)
+    destination = Path(destination)
+    name = KRITA_NAME if editor == "krita" else GIMP_NAME
+    target = destination / name
+    try:
+        if target.exists():
+            shutil.rmtree(target)
+        for source, relative in files:
+            path = destination / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, path)
+            if _is_gimp_entry(relative):
+                path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+        if editor == "krita":
+            enable_krita_plugin(kritarc_path(platform, env, flatpak))
+    except OSError as exc:
+        raise PluginInstallError(
+            f"Could not install the {editor} plugin into {destination}: {exc}. Check that the "
+            f"folder is writable, or pass another destination."
+        ) from exc
+    return target
+
+
+def enable_krita_plugin(kritarc: Path, name: str = KRITA_NAME) -> None:
+    """Set ``enable_<name>=true`` under ``[python]`` in kritarc, keeping every other line."""
+    key = f"enable_{name}"
+    text = ""
+    if kritarc.exists():
+        with open(kritarc, encoding="utf-8", newline="") as file:  # keep \r\n as written
+            text = file.read()
+    newline = "\r\n" if "\r\n" in text else "\n"
+    lines = text.splitlines()
+    section_start = next((i for i, line in enumerate(lines) if line.strip() == "[python]"), None)
+    if section_start is None:
+        if lines and lines[-1].strip():
+            lines.append("")
+        lines += ["[python]", f"{key}=true"]
+    else:
+        end = next(
+            (i for i in range(section_start + 1, len(lines)) if lines[i].lstrip().startswith("[")),
+            len(lines),
+        )
+        existing = [
+            i for i in range(section_start + 1, end) if lines[i].split("=", 1)[0].strip() == key
+        ]
+        if existing:
+            lines[existing[0]] = f"{key}=true"
+        else:
+            # After the section's last non-blank line, so blank separators stay where they were.
+            insert = end
+            while insert - 1 > section_start and not lines[insert - 1].strip():
+                insert -= 1
+            lines.insert(insert, f"{key}=true")
+    kritarc.parent.mkdir(parents=True, exist_ok=True)
+    temporary = kritarc.with_name(kritarc.name + ".nst-tmp")
+    temporary.write_text(newline.join(lines) + newline, encoding="utf-8", newline="")
+    os.replace(temporary, kritarc)
+
+
+# ------------------------------------------------------------------------------------ package
+def package_plugin(
+    editor: str, output: str | os.PathLike, *, plugins_root: str | os.PathLike | None = None
+) -> Path:
+    """Write a zip of the plugin: for Krita's Tools > Scripts > Import Python Plugin from File,
+    or to unpack into GIMP's plug-ins folder (the entry file keeps its executable bit)."""
+    root = Path(plugins_root) if plugins_root else PLUGINS_ROOT
+    files = _sources(editor, root)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(output, "w", zipfile.ZIP_DEFLATED) as archive:
+        for source, relative in files:
+            info = zipfile.ZipInfo(relative, date_time=(2024, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            mode = 0o755 if _is_gimp_entry(relative) else 0o644
+            info.external_attr = (stat.S_IFREG | mode) << 16
+            archive.writestr(info, source.read_bytes())
+    return output

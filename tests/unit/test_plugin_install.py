@@ -1,0 +1,175 @@
+"""Installing and packaging the editor plugins, in a temporary HOME."""
+
+from __future__ import annotations
+
+import os
+import stat
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from server import plugin_install
+from server.plugin_install import (
+    PluginInstallError,
+    enable_krita_plugin,
+    gimp_plugin_dir,
+    install_plugin,
+    krita_plugin_dir,
+    kritarc_path,
+    package_plugin,
+)
+
+PLUGINS = Path(plugin_install.__file__).resolve().parents[1] / "plugins"
+KRITA_FILES = {
+    "neural_style_transfer.desktop",
+    "neural_style_transfer/__init__.py",
+    "neural_style_transfer/nst_client.py",
+}
+
+
+@pytest.fixture
+def home(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    return home
+
+
+@pytest.fixture
+def gimp_root(tmp_path):
+    """A plugins/ tree with a GIMP plug-in, so GIMP installs are tested on their own."""
+    root = tmp_path / "plugins"
+    (root / "gimp" / "neural-style-transfer").mkdir(parents=True)
+    (root / "gimp" / "neural-style-transfer" / "neural-style-transfer.py").write_text("# gimp\n")
+    (root / "gimp" / "neural-style-transfer" / "helpers.py").write_text("# helper\n")
+    (root / "gimp" / "neural-style-transfer" / "__pycache__").mkdir()
+    (root / "gimp" / "neural-style-transfer" / "__pycache__" / "x.pyc").write_bytes(b"\0")
+    (root / CLIENT_NAME).write_text("# client\n")
+    return root
+
+
+CLIENT_NAME = "nst_client.py"
+
+
+def tree(folder: Path) -> set[str]:
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+# ------------------------------------------------------------------------------ folders
+def test_krita_folders_per_platform(home):
+    env = {"HOME": str(home), "APPDATA": r"C:\A", "LOCALAPPDATA": r"C:\L"}
+    assert krita_plugin_dir("linux", env) == home / ".local/share/krita/pykrita"
+    assert krita_plugin_dir("win32", env) == Path(r"C:\A") / "krita" / "pykrita"
+    assert krita_plugin_dir("darwin", env) == home / "Library/Application Support/krita/pykrita"
+    assert krita_plugin_dir("linux", env, flatpak=True) == (
+        home / ".var/app/org.kde.krita/data/krita/pykrita"
+    )
+    assert kritarc_path("linux", env) == home / ".config/kritarc"
+    assert kritarc_path("win32", env) == Path(r"C:\L") / "kritarc"
+    assert kritarc_path("darwin", env) == home / "Library/Preferences/kritarc"
+    # A Flatpak Krita is noticed by its data folder.
+    (home / ".var/app/org.kde.krita").mkdir(parents=True)
+    assert kritarc_path("linux", env) == home / ".var/app/org.kde.krita/config/kritarc"
+
+
+def test_gimp_folders_per_platform(home):
+    env = {"HOME": str(home), "APPDATA": r"C:\A"}
+    assert gimp_plugin_dir("linux", env) == home / ".config/GIMP/3.0/plug-ins"
+    assert gimp_plugin_dir("win32", env) == Path(r"C:\A") / "GIMP" / "3.0" / "plug-ins"
+    assert gimp_plugin_dir("darwin", env) == (
+        home / "Library/Application Support/GIMP/3.0/plug-ins"
+    )
+    assert gimp_plugin_dir("linux", env, flatpak=True) == (
+        home / ".var/app/org.gimp.GIMP/config/GIMP/3.0/plug-ins"
+    )
+
+
+# ------------------------------------------------------------------------------- krita
+def test_install_krita_places_plugin_client_and_enables_it(home):
+    env = {"HOME": str(home)}
+    target = install_plugin("krita", env=env, platform="linux", flatpak=False)
+    pykrita = home / ".local/share/krita/pykrita"
+    assert target == pykrita / "neural_style_transfer"
+    assert tree(pykrita) >= KRITA_FILES
+    assert (target / "nst_client.py").read_bytes() == (PLUGINS / "nst_client.py").read_bytes()
+    assert not any("__pycache__" in name for name in tree(pykrita))
+    assert "[python]\nenable_neural_style_transfer=true\n" in (home / ".config/kritarc").read_text()
+
+
+def test_reinstall_replaces_only_our_plugin(home):
+    pykrita = home / "pykrita"
+    (pykrita / "other_plugin").mkdir(parents=True)
+    (pykrita / "other_plugin" / "__init__.py").write_text("keep me")
+    stale = pykrita / "neural_style_transfer" / "stale.py"
+    install_plugin("krita", pykrita, env={"HOME": str(home)}, platform="linux")
+    stale.write_text("old")
+    install_plugin("krita", pykrita, env={"HOME": str(home)}, platform="linux")
+    assert not stale.exists()
+    assert (pykrita / "other_plugin" / "__init__.py").read_text() == "keep me"
+
+
+def test_kritarc_edit_keeps_other_settings(tmp_path):
+    kritarc = tmp_path / "kritarc"
+    original = (
+        "[General]\nwindowState=abc==\n\n[python]\nenable_other=true\n"
+        "enable_neural_style_transfer=false\n\n[theme]\nTheme=Krita dark\n"
+    )
+    kritarc.write_text(original)
+    enable_krita_plugin(kritarc)
+    assert kritarc.read_text() == original.replace("transfer=false", "transfer=true")
+    # Without the key: added at the end of [python], before the blank line and next section.
+    kritarc.write_text("[python]\nenable_other=true\n\n[theme]\nTheme=x\n")
+    enable_krita_plugin(kritarc)
+    assert kritarc.read_text() == (
+        "[python]\nenable_other=true\nenable_neural_style_transfer=true\n\n[theme]\nTheme=x\n"
+    )
+    # Without the section, and keeping Windows line endings.
+    kritarc.write_bytes(b"[General]\r\nfoo=1\r\n")
+    enable_krita_plugin(kritarc)
+    assert kritarc.read_bytes() == (
+        b"[General]\r\nfoo=1\r\n\r\n[python]\r\nenable_neural_style_transfer=true\r\n"
+    )
+
+
+def test_package_krita_zip_is_importable_layout(tmp_path):
+    output = package_plugin("krita", tmp_path / "out" / "nst-krita.zip")
+    with zipfile.ZipFile(output) as archive:
+        names = set(archive.namelist())
+        assert names >= KRITA_FILES
+        assert all(
+            n == "neural_style_transfer.desktop" or n.startswith("neural_style_transfer/")
+            for n in names
+        )
+        assert (
+            archive.read("neural_style_transfer/nst_client.py")
+            == (PLUGINS / "nst_client.py").read_bytes()
+        )
+
+
+# -------------------------------------------------------------------------------- gimp
+def test_install_gimp_places_executable_plugin_and_client(home, gimp_root):
+    env = {"HOME": str(home)}
+    target = install_plugin(
+        "gimp", env=env, platform="linux", flatpak=False, plugins_root=gimp_root
+    )
+    assert target == home / ".config/GIMP/3.0/plug-ins/neural-style-transfer"
+    assert tree(target) == {"neural-style-transfer.py", "helpers.py", "nst_client.py"}
+    entry = target / "neural-style-transfer.py"
+    if os.name == "posix":
+        assert entry.stat().st_mode & stat.S_IXUSR
+    assert not (home / ".config/kritarc").exists()
+
+
+def test_package_gimp_zip_keeps_executable_bit(tmp_path, gimp_root):
+    output = package_plugin("gimp", tmp_path / "gimp.zip", plugins_root=gimp_root)
+    with zipfile.ZipFile(output) as archive:
+        info = archive.getinfo("neural-style-transfer/neural-style-transfer.py")
+        assert (info.external_attr >> 16) & 0o111
+        assert "neural-style-transfer/nst_client.py" in archive.namelist()
+
+
+def test_missing_sources_and_unknown_editor_are_explained(tmp_path):
+    with pytest.raises(PluginInstallError, match="missing"):
+        install_plugin("gimp", tmp_path / "dest", plugins_root=tmp_path / "nothing")
+    with pytest.raises(PluginInstallError, match="krita, gimp"):
+        package_plugin("photoshop", tmp_path / "x.zip")
