@@ -151,6 +151,16 @@ def _clock(seconds: float) -> str:
     return f"{minutes:02d}:{secs:02d}"
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows a default only where the option has one; the rest come from the preset."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+            text += " (default: %(default)s)"
+        return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="nst", description="Neural style transfer (Gatys et al.) on VGG-19.")
@@ -158,12 +168,15 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("layers", help="list the VGG-19 layer names")
     commands.add_parser("presets", help="show the presets' settings")
-    s = commands.add_parser("stylize", help="stylise an image",
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    s = commands.add_parser(
+        "stylize", help="stylise an image", formatter_class=_HelpFormatter,
+        description="Stylise CONTENT with one or more STYLE images. Options left out take the "
+                    "preset's values (see `nst presets`).")
     s.add_argument("content", help="content image file")
     s.add_argument("styles", nargs="+", metavar="style", help="style image file(s)")
     s.add_argument("-o", "--output", required=True, help="output image file (.png, .jpg, ...)")
-    s.add_argument("--preset", default="balanced", choices=list(PRESETS))
+    s.add_argument("--preset", default="balanced", choices=list(PRESETS),
+                   help="starting point for every setting below")
     s.add_argument("--size", type=int, help="longest side processed (larger inputs upsampled)")
     s.add_argument("--scales", type=int, help="number of scales, coarse to fine")
     s.add_argument("--iterations", type=int, help="iterations at each finer scale")
@@ -173,20 +186,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--tv-weight", type=float, help="total-variation (smoothness) weight")
     s.add_argument("--style-blend", type=float, nargs="+", metavar="W",
                    help="blend weight of each style image")
-    s.add_argument("--content-layers", nargs="+", metavar="LAYER")
+    s.add_argument("--content-layers", nargs="+", metavar="LAYER",
+                   help="layers whose features keep the content (see `nst layers`)")
     s.add_argument("--style-layers", nargs="+", metavar="LAYER[:W]",
                    help="style layers with optional weights, e.g. conv1_1:1 conv2_1:0.75")
-    s.add_argument("--optimizer", choices=["lbfgs", "adam"])
+    s.add_argument("--optimizer", choices=["lbfgs", "adam"], help="L-BFGS or Adam")
     s.add_argument("--learning-rate", type=float, help="Adam's step size")
     s.add_argument("--init", help="content, noise, or an image file to start from")
     s.add_argument("--preserve-colors", action="store_true", help="keep the content's colours")
     s.add_argument("--color-match", action="store_true",
                    help="match the style's colours to the content's first")
-    s.add_argument("--pooling", choices=["max", "avg"])
+    s.add_argument("--pooling", choices=["max", "avg"], help="VGG pooling: max or average")
     s.add_argument("--style-scale", type=float, help="style image size relative to the content")
     s.add_argument("--seed", type=int, help="seed, for repeatable runs")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    s.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    s.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="convolution precision; auto picks the fastest safe one")
     s.add_argument("--weights", default="default",
                    help="default (original VGG-19, offline), torchvision, or a file path")
     s.add_argument("--download", action="store_true",
