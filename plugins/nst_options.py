@@ -1,0 +1,82 @@
+"""What the plugins' dialogs offer, turned into server settings and artist-facing text.
+
+Shared by the Krita and GIMP plugins so that the same choices give the same result in both
+editors: a strength of 70 in GIMP must mean exactly what it means in Krita. Standard library only
+and free of any editor API (the installers copy it beside each plugin, like ``nst_client``), so it
+is unit-tested outside the editors.
+
+Strength and "content kept" are 0-100 sliders on a logarithmic scale: 50 is the engine's default
+balance, each 25 steps is x10. A seed of 0 means "random": a new result each run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_CONTENT_WEIGHT",
+    "DEFAULT_STYLE_WEIGHT",
+    "PRESETS",
+    "describe_progress",
+    "engine_settings",
+    "format_eta",
+    "layer_name",
+    "slider_factor",
+]
+
+PRESETS = ("draft", "balanced", "high", "paper")
+DEFAULT_STYLE_WEIGHT = 10.0
+DEFAULT_CONTENT_WEIGHT = 1.0
+
+
+def slider_factor(value: int) -> float:
+    """50 -> 1, 75 -> 10, 25 -> 0.1 (0 -> 0.01, 100 -> 100)."""
+    return 10.0 ** ((max(0, min(100, value)) - 50) / 25.0)
+
+
+def engine_settings(
+    preset: str = "balanced",
+    strength: int = 50,
+    content_kept: int = 50,
+    preserve_colors: bool = False,
+    seed: int | None = None,
+) -> dict:
+    """Settings for ``POST /v1/jobs``; ``seed`` None or 0 means a new random result each time."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown quality preset {preset!r}")
+    settings = {
+        "preset": preset,
+        "style_weight": round(DEFAULT_STYLE_WEIGHT * slider_factor(strength), 6),
+        "content_weight": round(DEFAULT_CONTENT_WEIGHT * slider_factor(content_kept), 6),
+        "preserve_colors": bool(preserve_colors),
+    }
+    if seed:
+        settings["seed"] = int(seed)
+    return settings
+
+
+def layer_name(style_path: str) -> str:
+    """The result layer is named after the style so several tries stay tellable apart."""
+    return f"{Path(style_path).stem} (style transfer)"
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "estimating time left..."
+    seconds = round(seconds)
+    if seconds >= 60:
+        return f"about {seconds // 60} min {seconds % 60:02d} s left"
+    return f"about {seconds} s left"
+
+
+def describe_progress(status: dict) -> str:
+    """One line for a progress bar from a job status: queue position, or iteration and ETA."""
+    if status.get("state") == "queued":
+        position = status.get("queue_position")
+        if position is None:
+            return "Waiting in the server's queue..."
+        return f"Waiting in the server's queue (position {position})..."
+    return (
+        f"Iteration {status.get('iteration', 0)} of {status.get('total', '?')}, "
+        f"{format_eta(status.get('eta'))}"
+    )
