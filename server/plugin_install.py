@@ -18,6 +18,7 @@ from pathlib import Path
 EDITORS = ("krita", "gimp")
 PLUGINS_ROOT = Path(__file__).resolve().parents[1] / "plugins"
 CLIENT = "nst_client.py"
+OPTIONS = "nst_options.py"  # shared choices -> settings mapping; the GIMP plug-in uses it so far
 KRITA_NAME = "neural_style_transfer"  # X-KDE-Library in the .desktop file and the package name
 GIMP_NAME = "neural-style-transfer"  # GIMP 3 wants plug-ins/NAME/NAME.py
 
@@ -104,9 +105,10 @@ def _sources(editor: str, plugins_root: Path) -> list[tuple[Path, str]]:
         files.append((client, f"{KRITA_NAME}/{CLIENT}"))
     else:
         folder = plugins_root / "gimp" / GIMP_NAME
-        needed = [folder / f"{GIMP_NAME}.py", client]
+        options = plugins_root / OPTIONS
+        needed = [folder / f"{GIMP_NAME}.py", client, options]
         files = [(p, f"{GIMP_NAME}/{p.relative_to(folder).as_posix()}") for p in _walk(folder)]
-        files.append((client, f"{GIMP_NAME}/{CLIENT}"))
+        files += [(client, f"{GIMP_NAME}/{CLIENT}"), (options, f"{GIMP_NAME}/{OPTIONS}")]
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
         raise PluginInstallError(

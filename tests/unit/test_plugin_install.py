@@ -45,6 +45,7 @@ def gimp_root(tmp_path):
     (root / "gimp" / "neural-style-transfer" / "__pycache__").mkdir()
     (root / "gimp" / "neural-style-transfer" / "__pycache__" / "x.pyc").write_bytes(b"\0")
     (root / CLIENT_NAME).write_text("# client\n")
+    (root / "nst_options.py").write_text("# options\n")
     return root
 
 
@@ -153,11 +154,26 @@ def test_install_gimp_places_executable_plugin_and_client(home, gimp_root):
         "gimp", env=env, platform="linux", flatpak=False, plugins_root=gimp_root
     )
     assert target == home / ".config/GIMP/3.0/plug-ins/neural-style-transfer"
-    assert tree(target) == {"neural-style-transfer.py", "helpers.py", "nst_client.py"}
+    assert tree(target) == {
+        "neural-style-transfer.py",
+        "helpers.py",
+        "nst_client.py",
+        "nst_options.py",
+    }
     entry = target / "neural-style-transfer.py"
     if os.name == "posix":
         assert entry.stat().st_mode & stat.S_IXUSR
     assert not (home / ".config/kritarc").exists()
+
+
+def test_install_real_gimp_plugin_carries_its_package_and_shared_modules(home):
+    target = install_plugin("gimp", home / "plug-ins", env={"HOME": str(home)}, platform="linux")
+    files = tree(target)
+    assert {"nst_client.py", "nst_options.py", "nst_gimp/__init__.py"} <= files
+    for shared in ("nst_client.py", "nst_options.py"):
+        assert (target / shared).read_bytes() == (PLUGINS / shared).read_bytes()
+    if os.name == "posix":
+        assert (target / "neural-style-transfer.py").stat().st_mode & stat.S_IXUSR
 
 
 def test_package_gimp_zip_keeps_executable_bit(tmp_path, gimp_root):
