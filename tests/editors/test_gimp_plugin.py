@@ -1,0 +1,216 @@
+"""Real GIMP 3.0 (headless, in the Debian 13 chroot) running the plug-in's PDB procedure.
+
+The plug-in is installed exactly as `nst-server install-plugin gimp` installs it, into the GIMP
+home's plug-ins folder, so GIMP registers it at start-up. A script inside GIMP then opens a PNG
+with transparency, calls the procedure non-interactively (as the Python-Fu console or a batch
+script would) and reports the procedure's registration, its return values, the layer stack, and
+the source's and new layer's pixels, read in a fixed format so the test can compare them.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from harness import GIMP_PLUGINS, run_gimp
+from PIL import Image
+
+from server.plugin_install import install_plugin
+
+W, H = 40, 28
+DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 2, "size": 64}
+# plan["precision"] -> (Gimp.Precision member, format the test reads pixels in, numpy dtype)
+PRECISIONS = {
+    "u8": ("U8_NON_LINEAR", "R'G'B'A u8", "<u1"),
+    "u16": ("U16_NON_LINEAR", "R'G'B'A u16", "<u2"),
+    "f32": ("FLOAT_LINEAR", "RGBA float", "<f4"),
+}
+
+# Runs inside GIMP; driven by $NST_IN/plan.json.
+SCRIPT = """\
+import json
+import os
+
+from gi.repository import Gegl, Gimp, Gio
+
+IN, OUT = os.environ["NST_IN"], os.environ["NST_OUT"]
+plan = json.load(open(os.path.join(IN, "plan.json")))
+
+
+def save(name, data):
+    with open(os.path.join(OUT, name), "wb") as handle:
+        handle.write(data)
+
+
+def pixels(drawable):
+    rect = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
+    return bytes(drawable.get_buffer().get(rect, 1.0, plan["format"], Gegl.AbyssPolicy.NONE))
+
+
+def names(image):
+    return [layer.get_name() for layer in image.get_layers()]
+
+
+content = Gio.File.new_for_path(os.path.join(IN, "content.png"))
+image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, content)
+precision = getattr(Gimp.Precision, plan["precision"])
+if image.get_precision() != precision:
+    image.convert_precision(precision)
+if plan.get("select"):
+    image.select_rectangle(Gimp.ChannelOps.REPLACE, *plan["select"])
+source = image.get_layers()[0]
+procedure = Gimp.get_pdb().lookup_procedure("python-fu-neural-style-transfer")
+info = {
+    "menu_paths": list(procedure.get_menu_paths()),
+    "image": [image.get_width(), image.get_height(), image.get_precision().value_nick],
+    "layers_before": names(image),
+    "undo_dirty_before": image.is_dirty(),
+}
+save("source_before.bin", pixels(source))
+config = procedure.create_config()
+config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+config.set_property("image", image)
+config.set_core_object_array("drawables", [source])
+config.set_property("style", Gio.File.new_for_path(os.path.join(IN, "style.png")))
+config.set_property("preset", "draft")
+config.set_property("selection-only", bool(plan.get("select")))
+config.set_property("extra-settings", json.dumps(plan["settings"]))
+result = procedure.run(config)
+info["status"] = result.index(0).value_nick
+if info["status"] == "success":
+    layer = result.index(1)
+    info["new_layer"] = {
+        "name": layer.get_name(), "size": [layer.get_width(), layer.get_height()],
+        "offsets": list(layer.get_offsets()[1:]), "has_alpha": layer.has_alpha(),
+        "position": image.get_item_position(layer),
+    }
+    save("result.bin", pixels(layer))
+else:
+    info["error"] = result.index(1)
+info["layers_after"] = names(image)
+save("source_after.bin", pixels(source))
+save("info.json", json.dumps(info).encode())
+"""
+
+
+def content_pixels() -> np.ndarray:
+    """RGBA noise over a gradient, every alpha from opaque to clear, a fully clear column."""
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, size=(H, W, 4), dtype=np.uint8)
+    pixels[..., 0] = np.linspace(0, 255, W, dtype=np.uint8)[None, :]
+    pixels[..., 3] = np.linspace(255, 30, H, dtype=np.uint8)[:, None]
+    pixels[:, -3:, 3] = 0
+    return pixels
+
+
+def style_pixels() -> np.ndarray:
+    style = np.zeros((32, 32, 3), np.uint8)
+    style[::4] = (250, 200, 20)  # stripes: a style with a strong texture
+    style[:, ::6] = (20, 40, 220)
+    return style
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def gimp_plugins(tmp_path_factory) -> Path:
+    """A plug-ins folder exactly as `nst-server install-plugin gimp` lays it out."""
+    base = tmp_path_factory.mktemp("gimp-install")
+    install_plugin("gimp", env={"HOME": str(base)}, platform="linux", flatpak=False)
+    return base / GIMP_PLUGINS
+
+
+def stylize(root: Path, plugins: Path, url: str, token: str, plan: dict) -> tuple[dict, dict]:
+    gimp_precision, read_format, _ = PRECISIONS[plan.get("precision", "u8")]
+    plan = {"settings": DRAFT, **plan, "precision": gimp_precision, "format": read_format}
+    result = run_gimp(
+        root,
+        SCRIPT,
+        inputs={
+            "content.png": png(content_pixels()),
+            "style.png": png(style_pixels()),
+            "plan.json": json.dumps(plan).encode(),
+        },
+        home_files={GIMP_PLUGINS: plugins},
+        env={"NST_SERVER_URL": url, "NST_TOKEN": token},
+        timeout=300,
+    )
+    return json.loads(result.files["info.json"]), result.files
+
+
+def planes(data: bytes, precision: str) -> np.ndarray:
+    return np.frombuffer(data, PRECISIONS[precision][2]).reshape(H, W, 4)
+
+
+def assert_stylised(info: dict, files: dict, precision: str) -> tuple[np.ndarray, np.ndarray]:
+    """The checks every successful run must pass; returns (source, result) pixels."""
+    assert info["status"] == "success", info.get("error")
+    new = info["new_layer"]
+    assert new["name"] == "style (style transfer)"
+    assert new["size"] == info["image"][:2] and new["offsets"] == [0, 0]
+    assert new["position"] == 0  # directly above the source
+    assert info["layers_after"] == [new["name"], *info["layers_before"]]
+    assert files["source_after.bin"] == files["source_before.bin"]  # byte-identical source
+    return planes(files["source_before.bin"], precision), planes(files["result.bin"], precision)
+
+
+def test_registered_under_filters_artistic_and_stylises_a_png(
+    editor_chroot, gimp_plugins, live_server
+):
+    info, files = stylize(editor_chroot, gimp_plugins, live_server.url, live_server.token, {})
+    assert info["menu_paths"] == ["<Image>/Filters/Artistic"]
+    source, result = assert_stylised(info, files, "u8")
+    np.testing.assert_array_equal(source, content_pixels())  # GIMP read the file's pixels
+    np.testing.assert_array_equal(result[..., 3], source[..., 3])  # alpha follows the source
+    visible = source[..., 3] > 0
+    difference = np.abs(result[..., :3].astype(int) - source[..., :3].astype(int))[visible]
+    assert difference.mean() > 5, "the new layer is (nearly) a copy of the source"
+
+
+@pytest.mark.parametrize("precision", ["u16", "f32"])
+def test_high_bit_depth_image_is_stylised(editor_chroot, gimp_plugins, live_server, precision):
+    info, files = stylize(
+        editor_chroot, gimp_plugins, live_server.url, live_server.token, {"precision": precision}
+    )
+    assert info["image"][2] == {"u16": "u16-non-linear", "f32": "float-linear"}[precision]
+    source, result = assert_stylised(info, files, precision)
+    full = 65535.0 if precision == "u16" else 1.0
+    np.testing.assert_allclose(result[..., 3] / full, source[..., 3] / full, atol=1e-6)
+    visible = source[..., 3] > 0
+    difference = np.abs(result[..., :3].astype(float) - source[..., :3].astype(float)) / full
+    assert difference[visible].mean() > 0.02
+    if precision == "u16":  # real 16-bit values came back, not 8-bit ones stretched (v * 257)
+        assert np.any(result[..., :3][visible] % 257 != 0)
+
+
+def test_only_inside_the_selection(editor_chroot, gimp_plugins, live_server):
+    info, files = stylize(
+        editor_chroot,
+        gimp_plugins,
+        live_server.url,
+        live_server.token,
+        {"select": [0, 0, W // 2, H]},
+    )
+    source, result = assert_stylised(info, files, "u8")
+    np.testing.assert_array_equal(result[:, W // 2 :, 3], 0)  # transparent outside
+    np.testing.assert_array_equal(result[:, : W // 2, 3], source[:, : W // 2, 3])
+
+
+def test_dead_server_returns_an_error_and_leaves_the_image(editor_chroot, gimp_plugins):
+    with socket.socket() as probe:  # a loopback port on which nothing listens
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    info, files = stylize(editor_chroot, gimp_plugins, dead, "token", {})
+    assert info["status"] == "execution-error"
+    assert "Cannot reach the style transfer server" in info["error"]
+    assert "nst-server" in info["error"]
+    assert info["layers_after"] == info["layers_before"]
+    assert files["source_after.bin"] == files["source_before.bin"]
