@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import GIMP_PLUGINS, run_gimp
+from harness import GIMP_PLUGINS, gui_screenshot, run_gimp
 from PIL import Image
 
 from server.plugin_install import install_plugin
@@ -214,3 +214,38 @@ def test_dead_server_returns_an_error_and_leaves_the_image(editor_chroot, gimp_p
     assert "nst-server" in info["error"]
     assert info["layers_after"] == info["layers_before"]
     assert files["source_after.bin"] == files["source_before.bin"]
+
+
+# Runs inside GIMP's GUI; run() blocks while the dialog is open, and the test never closes it.
+DIALOG_ACTION = """\
+from gi.repository import Gimp
+
+image = Gimp.get_images()[0]
+procedure = Gimp.get_pdb().lookup_procedure("python-fu-neural-style-transfer")
+config = procedure.create_config()
+config.set_property("run-mode", Gimp.RunMode.INTERACTIVE)
+config.set_property("image", image)
+config.set_core_object_array("drawables", image.get_selected_drawables())
+procedure.run(config)
+"""
+
+
+@pytest.mark.gui
+def test_dialog_in_the_gui(editor_chroot, gimp_plugins, live_server):
+    """GIMP's ProcedureDialog for the procedure, kept as tests/artifacts/gimp-dialog.png."""
+    result = gui_screenshot(
+        editor_chroot,
+        "gimp",
+        "gimp-dialog",
+        action=DIALOG_ACTION,
+        inputs={"content.png": png(content_pixels())},
+        open_files=["content.png"],
+        home_files={GIMP_PLUGINS: gimp_plugins},
+        env={"NST_SERVER_URL": live_server.url, "NST_TOKEN": live_server.token},
+        wait_for_title="Neural Style Transfer",
+        crop_to_window=True,
+    )
+    shot = Image.open(result.screenshot)
+    assert shot.width > 200 and shot.height > 200
+    grey_levels = shot.convert("L").getcolors(maxcolors=256)
+    assert grey_levels is not None and len(grey_levels) > 20  # drawn widgets, not a blank window

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import nst_client
 import nst_options
 from gi.repository import Gimp, GObject
 
@@ -174,6 +175,16 @@ def _extra_settings(text: str | None) -> dict:
     return extra
 
 
+def server_status() -> str:
+    """One line for the dialog, so a stopped server is noticed before pressing OK."""
+    try:
+        health = nst_client.Client.discover(timeout=3).health()
+    except nst_client.NSTClientError as exc:
+        return str(exc)
+    queue = health.get("queue_length") or 0
+    return f"Server ready on {health.get('device', '?')}, {queue} job(s) queued."
+
+
 def show_dialog(procedure: Gimp.ImageProcedure, config: Gimp.ProcedureConfig) -> bool:
     """GIMP's own dialog for the arguments; True when the artist pressed OK."""
     import gi
@@ -183,7 +194,13 @@ def show_dialog(procedure: Gimp.ImageProcedure, config: Gimp.ProcedureConfig) ->
 
     GimpUi.init(PROCEDURE)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, TITLE)
-    dialog.fill(DIALOG_ARGUMENTS)
+    for name in ("strength", "content-kept"):
+        dialog.get_spin_scale(name, 1.0)  # a slider, like the Krita dialog's, not a bare number
+    status = dialog.get_label("server-status", server_status(), False, False)
+    status.set_line_wrap(True)
+    status.set_max_width_chars(48)
+    status.set_xalign(0.0)
+    dialog.fill(["server-status", *DIALOG_ARGUMENTS])
     try:
         return dialog.run()
     finally:
