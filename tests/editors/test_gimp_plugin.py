@@ -216,6 +216,15 @@ def test_dead_server_returns_an_error_and_leaves_the_image(editor_chroot, gimp_p
     assert files["source_after.bin"] == files["source_before.bin"]
 
 
+def test_wrong_token_is_explained_and_leaves_the_image(editor_chroot, gimp_plugins, live_server):
+    info, files = stylize(editor_chroot, gimp_plugins, live_server.url, "not-the-token", {})
+    assert info["status"] == "execution-error"
+    assert "refused the access token" in info["error"]
+    assert "NST_TOKEN" in info["error"]  # where the bad token came from, and what to do
+    assert info["layers_after"] == info["layers_before"]
+    assert files["source_after.bin"] == files["source_before.bin"]
+
+
 # Runs inside GIMP's GUI; run() blocks while the dialog is open, and the test never closes it.
 DIALOG_ACTION = """\
 from gi.repository import Gimp
