@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import socket
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -223,6 +224,87 @@ def test_wrong_token_is_explained_and_leaves_the_image(editor_chroot, gimp_plugi
     assert "NST_TOKEN" in info["error"]  # where the bad token came from, and what to do
     assert info["layers_after"] == info["layers_before"]
     assert files["source_after.bin"] == files["source_before.bin"]
+
+
+# Runs inside GIMP: starts a long job, kills the plug-in the way GIMP's Cancel button does
+# (SIGKILL) once the server runs the job, then times how long the server takes to be idle again.
+KILL_SCRIPT = """\
+import json
+import os
+import signal
+import threading
+import time
+import urllib.request
+
+from gi.repository import Gimp, Gio
+
+IN, OUT = os.environ["NST_IN"], os.environ["NST_OUT"]
+
+
+def running():
+    url = os.environ["NST_SERVER_URL"] + "/v1/health"
+    health = json.load(urllib.request.urlopen(url, timeout=5))
+    return health["running"] + health["queue_length"]
+
+
+def kill_plug_in():
+    deadline = time.monotonic() + 120
+    while not running() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            command = open(f"/proc/{pid}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if b"neural-style-transfer.py" in command:
+            os.kill(int(pid), signal.SIGKILL)
+
+
+image = Gimp.file_load(
+    Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(os.path.join(IN, "content.png"))
+)
+procedure = Gimp.get_pdb().lookup_procedure("python-fu-neural-style-transfer")
+layers_before = [layer.get_name() for layer in image.get_layers()]
+config = procedure.create_config()
+config.set_property("image", image)
+config.set_core_object_array("drawables", image.get_layers())
+config.set_property("style", Gio.File.new_for_path(os.path.join(IN, "style.png")))
+config.set_property("extra-settings", open(os.path.join(IN, "settings.json")).read())
+killer = threading.Thread(target=kill_plug_in)
+killer.start()
+result = procedure.run(config)
+killed_at = time.monotonic()
+killer.join()
+while running() and time.monotonic() - killed_at < 60:
+    time.sleep(0.2)
+info = {"status": result.index(0).value_nick, "idle_after": time.monotonic() - killed_at,
+        "layers": [layer.get_name() for layer in image.get_layers()],
+        "layers_before": layers_before}
+open(os.path.join(OUT, "info.json"), "w").write(json.dumps(info))
+"""
+
+
+def test_killing_the_plugin_cancels_the_server_job(editor_chroot, gimp_plugins, live_server):
+    """GIMP's Cancel button kills the plug-in; its watchdog must then cancel the server's job."""
+    with urllib.request.urlopen(f"{live_server.url}/v1/health", timeout=10) as response:
+        limit = json.load(response)["limits"]["max_iterations"]
+    long_job = {**DRAFT, "initial_iterations": min(limit, 2000)}  # minutes on a shared CPU
+    result = run_gimp(
+        editor_chroot,
+        KILL_SCRIPT,
+        inputs={
+            "content.png": png(content_pixels()),
+            "style.png": png(style_pixels()),
+            "settings.json": json.dumps(long_job).encode(),
+        },
+        home_files={GIMP_PLUGINS: gimp_plugins},
+        env={"NST_SERVER_URL": live_server.url, "NST_TOKEN": live_server.token},
+        timeout=300,
+    )
+    info = json.loads(result.files["info.json"])
+    assert info["status"] != "success"  # the run was cut short ...
+    assert info["layers"] == info["layers_before"]  # ... leaving the image as it was
+    assert info["idle_after"] < 15, "the server kept running the cancelled job"
 
 
 # Runs inside GIMP's GUI; run() blocks while the dialog is open, and the test never closes it.

@@ -58,11 +58,10 @@ def read_source(image: Gimp.Image, drawables: list, selection_only: bool) -> Sou
     pixels = layer.get_buffer().get(_rect(width, height), 1.0, fmt.babl, Gegl.AbyssPolicy.NONE)
     mask = None
     if selection_only and not Gimp.Selection.is_empty(image):
-        selection = image.get_selection().get_buffer()
-        mask = selection.get(
-            _rect(width, height, x, y), 1.0, SELECTION_FORMAT, Gegl.AbyssPolicy.NONE
-        )
-    return Source(image, layer, x, y, width, height, fmt, bytes(pixels), mask and bytes(mask))
+        selection = image.get_selection().get_buffer()  # in image coordinates
+        over_layer = _rect(width, height, x, y)
+        mask = bytes(selection.get(over_layer, 1.0, SELECTION_FORMAT, Gegl.AbyssPolicy.NONE))
+    return Source(image, layer, x, y, width, height, fmt, bytes(pixels), mask)
 
 
 def add_result_layer(source: Source, name: str, pixels: bytes) -> Gimp.Layer:
