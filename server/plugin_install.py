@@ -77,16 +77,23 @@ def kritarc_path(
 def gimp_plugin_dir(
     platform: str | None = None, env: Mapping[str, str] | None = None, flatpak: bool | None = None
 ) -> Path:
-    """GIMP 3's per-user ``plug-ins`` folder."""
+    """GIMP 3's per-user ``plug-ins`` folder.
+
+    ``GIMP3_DIRECTORY`` (absolute, or relative to home) moves GIMP's whole profile, so it wins.
+    The Flatpak GIMP (Flathub's org.gimp.GIMP) is granted ``xdg-config/GIMP``: inside its
+    sandbox the host's ``~/.config/GIMP`` is mounted over ``~/.var/app/org.gimp.GIMP/config/GIMP``,
+    so it reads the same folder as a native GIMP, and a plug-in put under ``~/.var/app`` would be
+    hidden; ``flatpak`` is accepted for a uniform signature but changes nothing here.
+    """
     platform, env = platform or sys.platform, _env(env)
     home = _home(env)
+    if env.get("GIMP3_DIRECTORY"):
+        return home / env["GIMP3_DIRECTORY"] / "plug-ins"  # an absolute path replaces home
     if platform.startswith("win"):
         base = Path(env.get("APPDATA") or home / "AppData" / "Roaming")
         return base / "GIMP" / "3.0" / "plug-ins"
     if platform == "darwin":
         return home / "Library" / "Application Support" / "GIMP" / "3.0" / "plug-ins"
-    if _uses_flatpak("org.gimp.GIMP", env, flatpak):
-        return home / ".var" / "app" / "org.gimp.GIMP" / "config" / "GIMP" / "3.0" / "plug-ins"
     config = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
     return config / "GIMP" / "3.0" / "plug-ins"
 

@@ -80,8 +80,16 @@ def test_gimp_folders_per_platform(home):
     assert gimp_plugin_dir("darwin", env) == (
         home / "Library/Application Support/GIMP/3.0/plug-ins"
     )
-    assert gimp_plugin_dir("linux", env, flatpak=True) == (
-        home / ".var/app/org.gimp.GIMP/config/GIMP/3.0/plug-ins"
+    # Flathub's GIMP sees the host's ~/.config/GIMP (xdg-config/GIMP is mounted into it).
+    (home / ".var/app/org.gimp.GIMP").mkdir(parents=True)
+    assert gimp_plugin_dir("linux", env, flatpak=True) == home / ".config/GIMP/3.0/plug-ins"
+    assert gimp_plugin_dir("linux", env) == home / ".config/GIMP/3.0/plug-ins"
+    # GIMP3_DIRECTORY moves the whole profile: absolute as is, relative to home.
+    assert gimp_plugin_dir("linux", {**env, "GIMP3_DIRECTORY": "/p/gimp"}) == Path(
+        "/p/gimp/plug-ins"
+    )
+    assert gimp_plugin_dir("win32", {**env, "GIMP3_DIRECTORY": "gimp-test"}) == (
+        home / "gimp-test" / "plug-ins"
     )
 
 
