@@ -111,7 +111,10 @@ def config_dir(platform: str | None = None, env: Mapping[str, str] | None = None
         return base / "nst-server"
     if platform == "darwin":
         return home / "Library" / "Application Support" / "nst-server"
-    xdg = env.get("XDG_CONFIG_HOME")
+    # An editor run as a Flatpak gets its own XDG_CONFIG_HOME under ~/.var/app; the server runs
+    # outside and writes to the host's config folder, which Flatpak names HOST_XDG_CONFIG_HOME.
+    in_flatpak = bool(env.get("FLATPAK_ID"))
+    xdg = env.get("HOST_XDG_CONFIG_HOME" if in_flatpak else "XDG_CONFIG_HOME")
     return (Path(xdg) if xdg else home / ".config") / "nst-server"
 
 

@@ -179,6 +179,15 @@ def test_config_dir_per_platform():
     assert nst_client.config_dir("win32", env) == Path(env["APPDATA"]) / "nst-server"
 
 
+def test_config_dir_inside_a_flatpak_editor_is_the_hosts():
+    """Flatpak points XDG_CONFIG_HOME at the app's folder; the server wrote to the host's."""
+    env = {"HOME": "/home/ann", "FLATPAK_ID": "org.gimp.GIMP"}
+    sandboxed = {**env, "XDG_CONFIG_HOME": "/home/ann/.var/app/org.gimp.GIMP/config"}
+    assert nst_client.config_dir("linux", sandboxed) == Path("/home/ann/.config/nst-server")
+    host_xdg = {**sandboxed, "HOST_XDG_CONFIG_HOME": "/cfg"}
+    assert nst_client.config_dir("linux", host_xdg) == Path("/cfg/nst-server")
+
+
 def test_discover_reads_connection_file(tmp_path):
     folder = tmp_path / "nst-server"
     folder.mkdir()
