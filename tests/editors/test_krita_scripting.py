@@ -1,0 +1,205 @@
+"""Real Krita 5.2 (kritarunner in the Debian 13 chroot) stylising layers through the plugin's
+scripting entry `stylize_node`, against the real server on loopback.
+
+The plugin is installed exactly as `nst-server install-plugin krita` installs it (with the shared
+client copied inside), then a script inside Krita opens a PNG with transparency, stylises its layer
+and reports the source's pixels before and after, the new layer's pixels and the layer stack.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from harness import KRITA_PYKRITA, run_krita
+from PIL import Image
+
+from server.plugin_install import install_plugin
+
+W, H = 40, 28
+DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 2, "size": 64}
+DTYPES = {"U8": "<u1", "U16": "<u2", "F16": "<f2", "F32": "<f4"}
+
+# Runs inside Krita; driven by $NST_IN/plan.json (depth, model, settings, select).
+SCRIPT = """\
+import json
+import os
+import sys
+
+from krita import Krita, Selection
+
+sys.path.insert(0, os.path.join(os.environ["HOME"], ".local/share/krita/pykrita"))
+from neural_style_transfer import stylize_node
+
+IN, OUT = os.environ["NST_IN"], os.environ["NST_OUT"]
+plan = json.load(open(os.path.join(IN, "plan.json")))
+
+
+def save(name, data):
+    with open(os.path.join(OUT, name), "wb") as handle:
+        handle.write(data)
+
+
+def layers():  # the global selection's mask node appears among top-level nodes: not a layer
+    return [n.name() for n in doc.topLevelNodes() if n.type() != "selectionmask"]
+
+
+app = Krita.instance()
+app.setBatchmode(True)
+doc = app.openDocument(os.path.join(IN, "content.png"))
+doc.setBatchmode(True)
+if plan.get("depth") or plan.get("model"):
+    doc.setColorSpace(plan.get("model") or "RGBA", plan.get("depth") or "U8", "")
+if plan.get("select"):
+    selection = Selection()
+    selection.select(*plan["select"], 255)
+    doc.setSelection(selection)
+source = doc.topLevelNodes()[0]
+width, height = doc.width(), doc.height()
+info = {"width": width, "height": height, "model": source.colorModel(),
+        "depth": source.colorDepth(), "layers_before": layers()}
+save("source_before.bin", bytes(source.pixelData(0, 0, width, height)))
+try:
+    layer = stylize_node(doc, source, os.path.join(IN, "style.png"), plan["settings"],
+                         selection_only=bool(plan.get("select")))
+except Exception as exc:  # the test judges the error's type and message
+    info["error"] = {"type": type(exc).__name__, "message": str(exc)}
+else:
+    info["new_layer"] = {"name": layer.name(), "type": layer.type(),
+                         "depth": layer.colorDepth(), "model": layer.colorModel()}
+    save("result.bin", bytes(layer.pixelData(0, 0, width, height)))
+info["layers_after"] = layers()
+save("source_after.bin", bytes(source.pixelData(0, 0, width, height)))
+save("info.json", json.dumps(info).encode())
+doc.close()
+"""
+
+
+def content_pixels() -> np.ndarray:
+    """RGBA noise over a gradient, every alpha from opaque to clear, a fully clear column."""
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, size=(H, W, 4), dtype=np.uint8)
+    pixels[..., 0] = np.linspace(0, 255, W, dtype=np.uint8)[None, :]
+    pixels[..., 3] = np.linspace(255, 30, H, dtype=np.uint8)[:, None]
+    pixels[:, -3:, 3] = 0
+    return pixels
+
+
+def png(pixels: np.ndarray, mode: str = "RGBA") -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def krita_plugin(tmp_path_factory) -> Path:
+    """The plugin folder exactly as `nst-server install-plugin krita` lays it out."""
+    base = tmp_path_factory.mktemp("krita-install")
+    pykrita = base / "pykrita"
+    install_plugin("krita", pykrita, env={"HOME": str(base / "home")}, platform="linux")
+    return pykrita
+
+
+def stylize(root: Path, plugin: Path, url: str, token: str, plan: dict) -> tuple[dict, dict]:
+    """Run SCRIPT in Krita with the installed plugin; return its info.json and all its files."""
+    style = np.zeros((32, 32, 3), np.uint8)
+    style[::4] = (250, 200, 20)  # stripes: a style with a strong texture
+    style[:, ::6] = (20, 40, 220)
+    result = run_krita(
+        root,
+        SCRIPT,
+        inputs={
+            "content.png": png(content_pixels()),
+            "style.png": png(style, "RGB"),
+            "plan.json": json.dumps(plan).encode(),
+        },
+        home_files={KRITA_PYKRITA: plugin},
+        env={"NST_SERVER_URL": url, "NST_TOKEN": token},
+        timeout=300,
+    )
+    return json.loads(result.files["info.json"]), result.files
+
+
+def planes(data: bytes, depth: str) -> np.ndarray:
+    return np.frombuffer(data, DTYPES[depth]).reshape(H, W, 4)
+
+
+def assert_stylised(info: dict, files: dict, depth: str) -> tuple[np.ndarray, np.ndarray]:
+    """The checks every successful run must pass; returns (source, result) pixels."""
+    assert "error" not in info, info.get("error")
+    assert (info["width"], info["height"], info["depth"]) == (W, H, depth)
+    new = info["new_layer"]
+    assert new["name"] == "style (style transfer)"
+    assert (new["type"], new["model"], new["depth"]) == ("paintlayer", "RGBA", depth)
+    # Exactly one layer added, directly above the source.
+    assert info["layers_after"] == [*info["layers_before"], new["name"]]
+    assert files["source_after.bin"] == files["source_before.bin"]  # byte-identical source
+    source, result = planes(files["source_before.bin"], depth), planes(files["result.bin"], depth)
+    assert result.shape == (H, W, 4)  # the whole canvas
+    return source, result
+
+
+def run(root: Path, plugin: Path, server, plan: dict) -> tuple[dict, dict]:
+    return stylize(root, plugin, server.url, server.token, {"settings": DRAFT, **plan})
+
+
+def assert_nothing_changed(info: dict, files: dict) -> None:
+    assert info["layers_after"] == info["layers_before"]
+    assert files["source_after.bin"] == files["source_before.bin"]
+
+
+def test_png_with_transparency_is_stylised(editor_chroot, krita_plugin, live_server):
+    info, files = run(editor_chroot, krita_plugin, live_server, {})
+    source, result = assert_stylised(info, files, "U8")
+    # Krita reads the PNG as BGRA; the plugin got exactly the file's pixels.
+    np.testing.assert_array_equal(source[..., [2, 1, 0, 3]], content_pixels())
+    np.testing.assert_array_equal(result[..., 3], source[..., 3])  # alpha follows the source
+    visible = source[..., 3] > 0
+    difference = np.abs(result[..., :3].astype(int) - source[..., :3].astype(int))[visible]
+    assert difference.mean() > 5, "the new layer is (nearly) a copy of the source"
+
+
+@pytest.mark.parametrize("depth", ["U16", "F16", "F32"])
+def test_high_bit_depth_document_is_stylised(editor_chroot, krita_plugin, live_server, depth):
+    info, files = run(editor_chroot, krita_plugin, live_server, {"depth": depth})
+    source, result = assert_stylised(info, files, depth)
+    np.testing.assert_array_equal(result[..., 3], source[..., 3])
+    full = 1.0 if depth.startswith("F") else 65535.0
+    visible = source[..., 3] > 0
+    difference = np.abs(result[..., :3].astype(float) - source[..., :3].astype(float)) / full
+    assert difference[visible].mean() > 0.02
+    # Real high-bit data came back, not 8-bit values stretched (u16: v * 257 for all v).
+    if depth == "U16":
+        assert np.any(result[..., :3][visible] % 257 != 0)
+
+
+def test_only_inside_the_selection(editor_chroot, krita_plugin, live_server):
+    info, files = run(editor_chroot, krita_plugin, live_server, {"select": [0, 0, W // 2, H]})
+    source, result = assert_stylised(info, files, "U8")
+    np.testing.assert_array_equal(result[:, W // 2 :, 3], 0)  # transparent outside
+    np.testing.assert_array_equal(result[:, : W // 2, 3], source[:, : W // 2, 3])
+
+
+def test_dead_server_gives_the_documented_error_and_changes_nothing(editor_chroot, krita_plugin):
+    with socket.socket() as probe:  # a loopback port on which nothing listens
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    info, files = stylize(editor_chroot, krita_plugin, dead, "token", {"settings": DRAFT})
+    assert info["error"]["type"] == "ServerUnavailable"
+    assert "Start it with `nst-server`" in info["error"]["message"]
+    assert_nothing_changed(info, files)
+
+
+@pytest.mark.parametrize("model", ["CMYKA", "LABA", "GRAYA"])
+def test_other_colour_models_are_refused_with_advice(editor_chroot, krita_plugin, live_server,
+                                                     model):
+    info, files = run(editor_chroot, krita_plugin, live_server, {"model": model, "depth": "U8"})
+    assert info["model"] == model
+    assert info["error"]["type"] == "UnsupportedColor"
+    assert "Convert Image Color Space" in info["error"]["message"]
+    assert "RGB/Alpha" in info["error"]["message"]
+    assert_nothing_changed(info, files)
