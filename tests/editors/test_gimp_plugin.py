@@ -64,11 +64,14 @@ if image.get_precision() != precision:
 if plan.get("select"):
     image.select_rectangle(Gimp.ChannelOps.REPLACE, *plan["select"])
 source = image.get_layers()[0]
+if plan.get("resize"):  # a layer smaller than the canvas, moved off the origin
+    source.resize(*plan["resize"])
 procedure = Gimp.get_pdb().lookup_procedure("python-fu-neural-style-transfer")
 info = {
     "menu_paths": list(procedure.get_menu_paths()),
     "image": [image.get_width(), image.get_height(), image.get_precision().value_nick],
     "layers_before": names(image),
+    "source": [source.get_width(), source.get_height(), *source.get_offsets()[1:]],
     "undo_dirty_before": image.is_dirty(),
 }
 save("source_before.bin", pixels(source))
@@ -147,8 +150,8 @@ def stylize(root: Path, plugins: Path, url: str, token: str, plan: dict) -> tupl
     return json.loads(result.files["info.json"]), result.files
 
 
-def planes(data: bytes, precision: str) -> np.ndarray:
-    return np.frombuffer(data, PRECISIONS[precision][2]).reshape(H, W, 4)
+def planes(data: bytes, precision: str, size: tuple[int, int] = (W, H)) -> np.ndarray:
+    return np.frombuffer(data, PRECISIONS[precision][2]).reshape(size[1], size[0], 4)
 
 
 def assert_stylised(info: dict, files: dict, precision: str) -> tuple[np.ndarray, np.ndarray]:
@@ -156,11 +159,13 @@ def assert_stylised(info: dict, files: dict, precision: str) -> tuple[np.ndarray
     assert info["status"] == "success", info.get("error")
     new = info["new_layer"]
     assert new["name"] == "style (style transfer)"
-    assert new["size"] == info["image"][:2] and new["offsets"] == [0, 0]
-    assert new["position"] == 0  # directly above the source
+    assert new["size"] + new["offsets"] == info["source"]  # exactly over the source
+    assert new["position"] == 0  # directly above it
     assert info["layers_after"] == [new["name"], *info["layers_before"]]
     assert files["source_after.bin"] == files["source_before.bin"]  # byte-identical source
-    return planes(files["source_before.bin"], precision), planes(files["result.bin"], precision)
+    size = tuple(info["source"][:2])
+    source = planes(files["source_before.bin"], precision, size)
+    return source, planes(files["result.bin"], precision, size)
 
 
 def test_registered_under_filters_artistic_and_stylises_a_png(
@@ -168,6 +173,7 @@ def test_registered_under_filters_artistic_and_stylises_a_png(
 ):
     info, files = stylize(editor_chroot, gimp_plugins, live_server.url, live_server.token, {})
     assert info["menu_paths"] == ["<Image>/Filters/Artistic"]
+    assert info["source"] == [W, H, 0, 0]  # so the new layer has the image's size
     source, result = assert_stylised(info, files, "u8")
     np.testing.assert_array_equal(source, content_pixels())  # GIMP read the file's pixels
     np.testing.assert_array_equal(result[..., 3], source[..., 3])  # alpha follows the source
@@ -203,6 +209,22 @@ def test_only_inside_the_selection(editor_chroot, gimp_plugins, live_server):
     source, result = assert_stylised(info, files, "u8")
     np.testing.assert_array_equal(result[:, W // 2 :, 3], 0)  # transparent outside
     np.testing.assert_array_equal(result[:, : W // 2, 3], source[:, : W // 2, 3])
+
+
+def test_offset_layer_and_selection_in_image_coordinates(editor_chroot, gimp_plugins, live_server):
+    """A 30x20 layer at (5, 4) with the canvas' left half selected: the result covers the layer
+    exactly, and the selection's edge (x = 20 on the canvas) is x = 15 inside the layer."""
+    info, files = stylize(
+        editor_chroot,
+        gimp_plugins,
+        live_server.url,
+        live_server.token,
+        {"resize": [30, 20, -5, -4], "select": [0, 0, W // 2, H]},
+    )
+    assert info["source"] == [30, 20, 5, 4]
+    source, result = assert_stylised(info, files, "u8")
+    np.testing.assert_array_equal(result[:, 15:, 3], 0)
+    np.testing.assert_array_equal(result[:, :15, 3], source[:, :15, 3])
 
 
 def test_dead_server_returns_an_error_and_leaves_the_image(editor_chroot, gimp_plugins):
