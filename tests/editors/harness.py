@@ -300,16 +300,33 @@ def ensure_chroot(root: Path, packages: Sequence[str] = PACKAGES) -> Path:
 
 # ----------------------------------------------------------------------------- running scripts
 _ENTRY = '''\
-"""Written by tests/editors/harness.py: run the test script, record how it ended."""
-import os, runpy, sys, traceback
+"""Written by tests/editors/harness.py: run the test script, record how it ended.
+
+The script's globals are kept for the life of the process (runpy would clear them when it
+returns), so timers and slots it leaves behind in a GUI still find their names; exceptions they
+raise later are recorded too, through sys.excepthook, so they fail the test.
+"""
+import os, sys, traceback
+
+_namespaces = []
 
 
 def main(*_args):
     ctl = os.environ["NST_CTL"]
     script = os.environ["NST_SCRIPT"]
+    previous_hook = sys.excepthook
+
+    def hook(kind, value, tb):
+        _record(ctl, "traceback.txt", "".join(traceback.format_exception(kind, value, tb)))
+        previous_hook(kind, value, tb)
+
+    sys.excepthook = hook
+    namespace = {"__name__": "__main__", "__file__": script}
+    _namespaces.append(namespace)
     try:
         sys.argv = [script]
-        runpy.run_path(script, run_name="__main__")
+        with open(script) as handle:
+            exec(compile(handle.read(), script, "exec"), namespace)
     except SystemExit as stop:
         if stop.code not in (None, 0):
             _record(ctl, "traceback.txt", traceback.format_exc())
