@@ -19,6 +19,8 @@ from pathlib import Path
 import harness
 import pytest
 
+from server.plugin_install import install_plugin
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
@@ -71,3 +73,12 @@ def artifacts_dir() -> Path:
     """tests/artifacts (git-ignored): screenshots and other files worth looking at after a run."""
     harness.ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return harness.ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def krita_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``pykrita`` folder holding the plugin exactly as `nst-server install-plugin krita` does."""
+    base = tmp_path_factory.mktemp("krita-install")
+    pykrita = base / "pykrita"
+    install_plugin("krita", pykrita, env={"HOME": str(base / "home")}, platform="linux")
+    return pykrita

@@ -18,8 +18,6 @@ import pytest
 from harness import KRITA_PYKRITA, run_krita
 from PIL import Image
 
-from server.plugin_install import install_plugin
-
 W, H = 40, 28
 DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 2, "size": 64}
 DTYPES = {"U8": "<u1", "U16": "<u2", "F16": "<f2", "F32": "<f4"}
@@ -93,15 +91,6 @@ def png(pixels: np.ndarray, mode: str = "RGBA") -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode).save(buffer, "PNG")
     return buffer.getvalue()
-
-
-@pytest.fixture(scope="module")
-def krita_plugin(tmp_path_factory) -> Path:
-    """The plugin folder exactly as `nst-server install-plugin krita` lays it out."""
-    base = tmp_path_factory.mktemp("krita-install")
-    pykrita = base / "pykrita"
-    install_plugin("krita", pykrita, env={"HOME": str(base / "home")}, platform="linux")
-    return pykrita
 
 
 def stylize(root: Path, plugin: Path, url: str, token: str, plan: dict) -> tuple[dict, dict]:
