@@ -71,7 +71,7 @@ def define(procedure: Gimp.ImageProcedure) -> None:
     procedure.set_menu_label("Neural Style _Transfer...")
     procedure.add_menu_path(MENU_PATH)
     procedure.set_documentation("Repaint the layer in the style of an image", HELP, PROCEDURE)
-    procedure.set_attribution("Neural Style Transfer", "Neural Style Transfer", "2025")
+    procedure.set_attribution("Neural Style Transfer", "Neural Style Transfer", "2026")
 
     procedure.add_file_argument(
         "style",
