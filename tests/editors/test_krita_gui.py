@@ -66,6 +66,21 @@ def layer_names():
     return [n.name() for n in doc.topLevelNodes()]
 
 
+class Heartbeat:  # a UI-thread timer: any blocking of that thread shows as a gap in its ticks
+    def __init__(self):
+        self.ticks = [time.monotonic()]
+        self.timer = QTimer()
+        self.timer.timeout.connect(lambda: self.ticks.append(time.monotonic()))
+        self.timer.start(20)
+
+    def stop(self):
+        self.timer.stop()
+
+    def report(self):
+        gaps = [b - a for a, b in zip(self.ticks, self.ticks[1:])]
+        return {"seconds": self.ticks[-1] - self.ticks[0], "max_gap": max(gaps, default=0.0)}
+
+
 def open_dialog():
     app.action("neural_style_transfer").trigger()
     return next(w for w in QApplication.topLevelWidgets()
@@ -86,10 +101,7 @@ QTimer.singleShot(2000, lambda: save("dialog.json", {
 RUN_AND_UNDO = SETUP + """
 dialog = open_dialog()
 before = layer_names()
-ticks = [time.monotonic()]
-heartbeat = QTimer()  # a UI-thread timer: any blocking of that thread shows as a gap
-heartbeat.timeout.connect(lambda: ticks.append(time.monotonic()))
-heartbeat.start(20)
+heartbeat = Heartbeat()
 loop = QEventLoop()  # keep Krita's events flowing while the job runs, as after a real click
 dialog.finished.connect(loop.quit)
 QTimer.singleShot(180_000, loop.quit)
@@ -101,9 +113,24 @@ message = dialog.message.text()
 app.action("edit_undo").trigger()
 doc.waitForDone()
 save("run.json", {"before": before, "after_run": after_run, "after_undo": layer_names(),
-                  "result": dialog.result(), "message": message,
-                  "seconds": ticks[-1] - ticks[0],
-                  "max_gap": max(b - a for a, b in zip(ticks, ticks[1:]))})
+                  "result": dialog.result(), "message": message, **heartbeat.report()})
+"""
+
+CLOSE_MID_RUN = SETUP + """
+dialog = open_dialog()
+before = layer_names()
+heartbeat = Heartbeat()
+dialog.run_button.click()
+wait_until(lambda: dialog.resume_id is not None)  # the server has the job
+during = layer_names()
+closing = time.monotonic()
+dialog.close()
+close_seconds = time.monotonic() - closing
+wait_until(lambda: dialog.worker is None)
+heartbeat.stop()
+save("run.json", {"before": before, "during": during, "after": layer_names(),
+                  "message": dialog.message.text(), "close_seconds": close_seconds,
+                  **heartbeat.report()})
 """
 
 
@@ -155,3 +182,16 @@ def test_dialog_run_keeps_ui_free_and_one_undo_removes_the_layer(editor_chroot, 
     assert run["max_gap"] < 1.0, f"Krita's UI thread was blocked for {run['max_gap']:.2f} s"
     assert run["seconds"] > 3 * run["max_gap"]  # the heartbeat really ran through the job
     assert run["after_undo"] == run["before"]
+
+
+def test_closing_the_dialog_mid_run_cancels_without_freezing(editor_chroot, krita_plugin,
+                                                            live_server):
+    result = _krita_gui(editor_chroot, krita_plugin, live_server, "krita-dialog-closed",
+                        CLOSE_MID_RUN, timeout=300)
+    run = json.loads(result.files["run.json"])
+    assert run["during"] == [*run["before"], "style (style transfer) (preview)"]
+    assert run["after"] == run["before"]
+    assert run["message"] == "Cancelled. Your layer is unchanged."
+    # Closing must not wait for the worker's next poll (about 0.5 s of frozen Krita).
+    assert run["close_seconds"] < 0.2, run
+    assert run["max_gap"] < 1.0, f"Krita's UI thread was blocked for {run['max_gap']:.2f} s"

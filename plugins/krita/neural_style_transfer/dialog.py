@@ -381,7 +381,13 @@ class StyleTransferDialog(QtWidgets.QDialog):
 
     def closeEvent(self, event) -> None:  # Qt's name
         if self.worker is not None:
+            # Never wait for the worker here: that would freeze Krita until its next poll. It
+            # stops on its own, and _failed then removes the preview layer.
             self.worker.cancel()
-            self.worker.wait(5000)
-        self._remove_preview()
+        else:
+            self._remove_preview()
         super().closeEvent(event)
+
+    def is_busy(self) -> bool:
+        """Shown, or closed while its job is still being cancelled (must be kept alive)."""
+        return self.isVisible() or self.worker is not None

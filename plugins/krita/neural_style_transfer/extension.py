@@ -37,7 +37,7 @@ class NeuralStyleTransferExtension(Extension):
                 parent, "Neural Style Transfer", "Open an image and select a layer first."
             )
             return
-        self._dialogs = [d for d in self._dialogs if d.isVisible()]
+        self._dialogs = [d for d in self._dialogs if d.is_busy()]
         dialog = StyleTransferDialog(document, node, parent)
         self._dialogs.append(dialog)
         dialog.show()
