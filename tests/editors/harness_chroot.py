@@ -1,0 +1,262 @@
+"""The cached Debian 13 chroot that holds GIMP 3.0 and Krita 5.2: building it, mounting into it.
+
+Why a chroot: the plugins must be proven in the editors artists really use, and Debian 13 ships
+GIMP 3.0 and Krita 5.2 with their Pythons, while the host may be older. The chroot is built once by
+debootstrap (about 2 minutes, 2 GB) and cached; every run then only mounts /proc and /dev in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SUITE = "trixie"
+MIRROR = "http://deb.debian.org/debian"
+PACKAGES = ("gimp", "krita", "python3-gi", "python3-pyqt5", "xvfb", "xauth")
+STAMP_NAME = ".nst-editors-stamp.json"  # inside the chroot, written only after a complete build
+MOUNT_STATE_NAME = ".nst-mounts.json"  # inside the chroot, so it moves with the finished build
+MOUNT_LOCK_NAME = ".nst-mounts.lock"
+CHROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+HOW_TO_RUN = "run them as root: `sudo .venv/bin/pytest tests/editors`"
+
+
+class HarnessUnavailable(Exception):
+    """The chroot cannot be built or entered here; editor tests skip with this message."""
+
+
+def default_chroot_dir() -> Path:
+    """``$NST_EDITOR_CHROOT`` or ``.cache/editors-chroot`` at the repository root (git-ignored)."""
+    return Path(os.environ.get("NST_EDITOR_CHROOT") or REPO_ROOT / ".cache" / "editors-chroot")
+
+
+# ----------------------------------------------------------------------------- locks and mounts
+@contextlib.contextmanager
+def _flock(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock that the kernel drops if the holder dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _process_key(pid: int) -> str | None:
+    """``pid:start-time``: unlike a bare pid it cannot be mistaken for a recycled process."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return f"{pid}:{stat.rsplit(')', 1)[1].split()[19]}"
+
+
+def _alive(key: str) -> bool:
+    return _process_key(int(key.split(":")[0])) == key
+
+
+def _decode_mount_path(field: str) -> str:
+    """/proc/self/mountinfo escapes space, tab, newline and backslash as octal."""
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
+
+
+def _mount_points() -> list[str]:
+    """Every mount point, once per mount (stacked mounts repeat), decoded from mountinfo."""
+    with open("/proc/self/mountinfo") as handle:
+        return [_decode_mount_path(line.split()[4]) for line in handle]
+
+
+def mounts_below(root: Path) -> list[str]:
+    """Mount points strictly inside ``root`` (stacked ones once), outermost first."""
+    prefix = os.path.realpath(root).rstrip("/") + "/"
+    inside = {p for p in _mount_points() if p.startswith(prefix)}
+    return sorted(inside, key=lambda p: p.count("/"))
+
+
+def _unmount(point: str) -> None:
+    """Unmount ``point`` and everything below it (stacked mounts too), lazily if busy.
+
+    The subtree is made a slave first: unmounting inside a recursive bind of a *shared* /dev
+    would otherwise propagate to the host's /dev/pts and /dev/shm.
+    """
+    subprocess.run(["mount", "--make-rslave", point], check=False, capture_output=True)
+    if subprocess.run(["umount", "-R", point], capture_output=True).returncode != 0:
+        subprocess.run(["umount", "-R", "-l", point], check=False, capture_output=True)
+    if point in _mount_points():
+        raise RuntimeError(f"could not unmount {point}")
+
+
+def _unmount_all(root: Path) -> None:
+    """Unmount everything inside ``root`` (before deleting a tree: rm must never reach /dev)."""
+    for point in mounts_below(root):
+        if point in _mount_points():  # not already gone with a parent
+            _unmount(point)
+
+
+# What the editors need inside the chroot: (mount point, mount command). /dev is bound
+# recursively, so /dev/shm (Qt, Xvfb) and /dev/pts work, and made a slave so nothing flows back.
+_MOUNTS = (
+    ("proc", (["mount", "-t", "proc", "proc", "{}"],)),
+    ("dev", (["mount", "--rbind", "/dev", "{}"], ["mount", "--make-rslave", "{}"])),
+)
+
+
+def _mount(point: str, commands: Sequence[Sequence[str]]) -> None:
+    for command in commands:
+        proc = subprocess.run([arg.format(point) for arg in command], capture_output=True,
+                              text=True)
+        if proc.returncode != 0:
+            with contextlib.suppress(RuntimeError):
+                _unmount(point)
+            raise HarnessUnavailable(f"cannot mount {point}: {proc.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def chroot_mounts(root: Path) -> Iterator[Path]:
+    """Keep /proc and /dev mounted in the chroot while any process (test run) uses it.
+
+    State (a JSON file inside the chroot, changed under a file lock) lists the users as
+    ``pid:start-time`` and the mounts the harness made. The first user mounts what is missing,
+    the last one unmounts what the harness mounted (also on failure or Ctrl-C). Mounts that were
+    already there and are not the harness's (a colleague working in the chroot by hand) are used
+    but never unmounted. Mounts left by a run that was SIGKILLed are the harness's: the next run
+    reuses them and unmounts them when it ends.
+    """
+    root = Path(os.path.realpath(root))
+    state_file = root / MOUNT_STATE_NAME
+
+    def load() -> tuple[list[str], list[str]]:
+        try:
+            state = json.loads(state_file.read_text())
+            return [k for k in state["users"] if _alive(k)], list(state["mounted"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return [], []
+
+    def save(users: list[str], mounted: list[str]) -> None:
+        state_file.write_text(json.dumps({"users": users, "mounted": mounted}))
+
+    me = _process_key(os.getpid())
+    assert me is not None
+    with _flock(root / MOUNT_LOCK_NAME):
+        users, mounted = load()
+        if not users:
+            present = _mount_points()
+            mounted = [p for p in mounted if str(root / p) in present]
+            for name, commands in _MOUNTS:
+                if str(root / name) not in present:
+                    _mount(str(root / name), commands)
+                    mounted.append(name)
+        save([*users, me], mounted)
+    try:
+        yield root
+    finally:
+        with _flock(root / MOUNT_LOCK_NAME):
+            users, mounted = load()
+            if me in users:  # once: this process may hold the mounts twice (nested use)
+                users.remove(me)
+            if not users:
+                for name in mounted:
+                    _unmount(str(root / name))
+                mounted = []
+            save(users, mounted)
+
+
+# ----------------------------------------------------------------------------- building
+def read_stamp(root: Path) -> dict | None:
+    try:
+        return json.loads((root / STAMP_NAME).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_stamp(root: Path, packages: Sequence[str]) -> None:
+    stamp = {"suite": SUITE, "packages": sorted(set(packages)),
+             "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    (root / STAMP_NAME).write_text(json.dumps(stamp, indent=1) + "\n")
+
+
+def _run_logged(argv: Sequence[str], what: str, timeout: float = 1800) -> None:
+    proc = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise HarnessUnavailable(f"{what} failed ({proc.returncode}): {proc.stderr[-2000:]}")
+
+
+def _ensure_debootstrap() -> None:
+    if shutil.which("debootstrap"):
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for argv in (["apt-get", "update"], ["apt-get", "install", "-y", "debootstrap"]):
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise HarnessUnavailable(f"debootstrap is missing and `{' '.join(argv)}` failed: "
+                                     f"{proc.stderr[-1000:]}")
+
+
+def _apt_install(root: Path, packages: Sequence[str]) -> None:
+    with chroot_mounts(root):
+        base = ["chroot", str(root), "/usr/bin/env", "-i", f"PATH={CHROOT_PATH}",
+                "DEBIAN_FRONTEND=noninteractive", "LANG=C.UTF-8"]
+        _run_logged([*base, "apt-get", "update"], "apt-get update in the chroot")
+        _run_logged([*base, "apt-get", "install", "-y", "--no-install-recommends", *packages],
+                    f"installing {' '.join(packages)} in the chroot")
+        _run_logged([*base, "apt-get", "clean"], "apt-get clean in the chroot")
+
+
+def _remove_tree(path: Path) -> None:
+    if path.exists():
+        _unmount_all(path)
+        subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
+
+
+def ensure_chroot(root: Path, packages: Sequence[str] = PACKAGES) -> Path:
+    """Return a complete chroot at ``root``: reuse the cache, upgrade it, or build it.
+
+    A build happens in ``<root>.partial`` and is renamed into place only once the stamp (the
+    package list) is written, so an interrupted build is never taken for a good cache. A cache
+    stamped with an older package list gets the missing packages installed.
+    """
+    if os.geteuid() != 0:
+        raise HarnessUnavailable(f"real-editor tests need root to build and enter a chroot; "
+                                 f"{HOW_TO_RUN}")
+    root = Path(os.path.abspath(root))
+    with _flock(root.parent / f".{root.name}.build.lock"):
+        stamp = read_stamp(root)
+        if stamp is None and root.exists():
+            raise HarnessUnavailable(f"{root} exists but has no {STAMP_NAME} (not built by this "
+                                     f"harness, or damaged): remove it and run again")
+        if stamp is None:
+            partial = root.with_name(root.name + ".partial")
+            _remove_tree(partial)
+            _ensure_debootstrap()
+            _run_logged(["debootstrap", "--variant=minbase", SUITE, str(partial), MIRROR],
+                        "debootstrap")
+            _apt_install(partial, packages)
+            _write_stamp(partial, packages)
+            partial.rename(root)
+        else:
+            missing = [p for p in packages if p not in stamp["packages"]]
+            if missing:
+                _apt_install(root, missing)
+                _write_stamp(root, [*stamp["packages"], *missing])
+    return root
+
+
+
+def package_version(root: Path, package: str) -> str:
+    """The upstream version of a package installed in the chroot ("3.0.4" for 3.0.4-3+deb13u1)."""
+    status = (root / "var/lib/dpkg/status").read_text()
+    for stanza in status.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line)
+        if fields.get("Package") == package and "Version" in fields:
+            return fields["Version"].split(":")[-1].split("-")[0]
+    raise LookupError(f"{package} is not installed in {root}")
