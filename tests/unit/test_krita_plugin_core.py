@@ -1,0 +1,90 @@
+"""The Krita plugin's pure modules (pixel layouts, dialog options), outside Krita.
+
+Real Krita checks what these modules assume about it (tests/editors/test_krita_*.py); these
+tests pin the conversions themselves, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "krita"))
+
+from neural_style_transfer.options import (
+    describe_health,
+    engine_settings,
+    format_eta,
+    push_recent,
+    slider_factor,
+)
+from neural_style_transfer.pixels import (
+    PixelLayout,
+    UnsupportedColor,
+    layout_for,
+    rgba8_to_layout,
+)
+
+RED_HALF_ALPHA = bytes([255, 0, 0, 128])  # one RGBA u8 pixel
+
+
+@pytest.mark.parametrize(
+    ("depth", "channels", "sample", "size"),
+    [("U8", "BGRA", "u8", 1), ("U16", "BGRA", "u16", 2), ("F16", "RGBA", "f16", 2),
+     ("F32", "RGBA", "f32", 4)],
+)
+def test_layout_follows_krita_channel_order_per_depth(depth, channels, sample, size):
+    layout = layout_for("RGBA", depth)
+    assert layout == PixelLayout(channels, sample, size)
+    assert layout.byte_count(3, 2) == 3 * 2 * 4 * size
+    assert layout.as_dict(3, 2) == {"width": 3, "height": 2, "channels": channels,
+                                    "sample": sample}
+
+
+@pytest.mark.parametrize(("model", "depth"), [("CMYKA", "U8"), ("LABA", "U16"), ("GRAYA", "U8"),
+                                              ("RGBA", "U32")])
+def test_other_colour_spaces_are_refused_with_what_to_do(model, depth):
+    with pytest.raises(UnsupportedColor, match="Convert Image Color Space") as error:
+        layout_for(model, depth)
+    assert f"{model} {depth}" in str(error.value)
+
+
+def test_preview_pixels_become_the_layers_own_layout():
+    assert rgba8_to_layout(RED_HALF_ALPHA, layout_for("RGBA", "U8")) == bytes([0, 0, 255, 128])
+    assert rgba8_to_layout(RED_HALF_ALPHA, layout_for("RGBA", "U16")) == struct.pack(
+        "<4H", 0, 0, 65535, 128 * 257
+    )
+    assert rgba8_to_layout(RED_HALF_ALPHA, layout_for("RGBA", "F32")) == struct.pack(
+        "<4f", 1.0, 0.0, 0.0, 128 / 255
+    )
+    assert rgba8_to_layout(RED_HALF_ALPHA, layout_for("RGBA", "F16")) == struct.pack(
+        "<4e", 1.0, 0.0, 0.0, 128 / 255
+    )
+    with pytest.raises(ValueError, match="4 bytes per pixel"):
+        rgba8_to_layout(b"\x00\x00\x00", layout_for("RGBA", "U8"))
+
+
+def test_sliders_are_logarithmic_around_the_engine_default():
+    assert slider_factor(50) == 1.0
+    assert slider_factor(75) == pytest.approx(10.0)
+    assert slider_factor(0) == pytest.approx(0.01)
+    assert slider_factor(150) == slider_factor(100)
+    settings = engine_settings("draft", strength=75, content_kept=25, seed=7)
+    assert settings == {"preset": "draft", "style_weight": 100.0, "content_weight": 0.1,
+                        "preserve_colors": False, "seed": 7}
+    assert "seed" not in engine_settings()
+    with pytest.raises(ValueError, match="preset"):
+        engine_settings("ultra")
+
+
+def test_dialog_texts():
+    assert push_recent(["b", "a", "c"], "a", limit=2) == ["a", "b"]
+    assert format_eta(None) == "estimating time left..."
+    assert format_eta(75.4) == "about 1 min 15 s left"
+    assert format_eta(9) == "about 9 s left"
+    assert describe_health({"device": "cuda:0", "queue_length": 2}) == (
+        "Server connected: cuda:0, 2 jobs queued"
+    )
