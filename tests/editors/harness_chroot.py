@@ -251,7 +251,6 @@ def ensure_chroot(root: Path, packages: Sequence[str] = PACKAGES) -> Path:
     return root
 
 
-
 def package_version(root: Path, package: str) -> str:
     """The upstream version of a package installed in the chroot ("3.0.4" for 3.0.4-3+deb13u1)."""
     status = (root / "var/lib/dpkg/status").read_text()

@@ -131,6 +131,8 @@ def gui_screenshot(root: Path, editor: str, name: str, *, action: Path | str = "
     python-fu-eval (it may call a procedure with RunMode.INTERACTIVE to show its dialog); Krita
     runs it from a small driver plugin a second after the main window appears (show dialogs with
     ``show()``, not ``exec_()``). ``krita_plugins`` are pykrita names to enable in kritarc.
+    Timers and slots the action leaves behind keep running; what they write to ``$NST_OUT`` is
+    in ``files``, and an exception they raise fails the call like one in the action itself.
 
     The screenshot is taken ``settle`` seconds after a window whose title contains
     ``wait_for_title`` is on screen (or, without it, after the action finished), of that window
