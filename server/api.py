@@ -1,0 +1,136 @@
+"""The ``/v1`` HTTP API: thin handlers over :class:`~server.jobs.JobManager`.
+
+Handlers only translate HTTP to calls and back; every decision (limits, states, what a result
+looks like) lives in the modules below them, where it is tested without a server.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
+
+from . import __version__, openapi
+from .errors import ApiError
+from .jobs import JobManager
+from .security import token_matches
+from .store import TERMINAL
+from .submission import parse_submission
+
+if TYPE_CHECKING:  # server.app imports this module
+    from .app import Service
+
+bp = Blueprint("v1", __name__, url_prefix="/v1")
+
+#: Endpoints a client may call without the token: discovery needs nothing secret.
+PUBLIC = frozenset({"v1.health", "v1.openapi_document"})
+#: How often the event stream looks for changes.
+EVENT_INTERVAL_S = 0.5
+
+
+def _service() -> Service:
+    return current_app.extensions["nst"]
+
+
+def _jobs() -> JobManager:
+    return _service().manager
+
+
+@bp.before_request
+def _require_token() -> None:
+    if request.endpoint in PUBLIC:
+        return
+    if not token_matches(request.headers.get("Authorization"), _service().config.token):
+        raise ApiError(401, "unauthorized",
+                       "missing or wrong access token: send 'Authorization: Bearer <token>' "
+                       "with the token from `nst-server token`",
+                       headers={"WWW-Authenticate": 'Bearer realm="nst-server"'})
+
+
+def _urls(job_id: str) -> dict[str, str]:
+    return {
+        "self": url_for("v1.job_status", job_id=job_id),
+        "events": url_for("v1.job_events", job_id=job_id),
+        "preview": url_for("v1.job_preview", job_id=job_id),
+        "result": url_for("v1.job_result", job_id=job_id),
+    }
+
+
+def _status(job_id: str) -> dict:
+    return {**_jobs().status(job_id), "urls": _urls(job_id)}
+
+
+@bp.get("/health")
+def health() -> Response:
+    return jsonify(_service().health())
+
+
+@bp.get("/openapi.json")
+def openapi_document() -> Response:
+    return jsonify(openapi.document(__version__, _service().config.limits))
+
+
+@bp.post("/jobs")
+def submit_job() -> tuple[Response, int, dict[str, str]]:
+    if not request.mimetype.startswith("multipart/form-data"):
+        raise ApiError(415, "unsupported_media_type",
+                       "send the job as multipart/form-data (see /v1/openapi.json)")
+    submission = parse_submission(request.form, request.files, _service().config.limits)
+    record = _jobs().submit(submission)
+    body = {"id": record.id, "state": record.state, "urls": _urls(record.id)}
+    return jsonify(body), 202, {"Location": _urls(record.id)["self"]}
+
+
+@bp.get("/jobs/<job_id>")
+def job_status(job_id: str) -> Response:
+    return jsonify(_status(job_id))
+
+
+@bp.delete("/jobs/<job_id>")
+def cancel_job(job_id: str) -> Response:
+    _jobs().cancel(job_id)
+    return jsonify(_status(job_id))
+
+
+@bp.get("/jobs/<job_id>/events")
+def job_events(job_id: str) -> Response:
+    """Server-sent events: one ``status`` event per change, until the job ends."""
+    first = _status(job_id)  # a 404 for an unknown job, before the stream starts
+
+    def stream() -> Iterator[str]:
+        last, status = None, first
+        while True:
+            if status != last:
+                yield f"event: status\ndata: {json.dumps(status)}\n\n"
+                last = status
+            if status["state"] in TERMINAL:
+                return
+            time.sleep(EVENT_INTERVAL_S)
+            try:
+                status = _status(job_id)
+            except ApiError:  # expired while we watched
+                return
+
+    return Response(stream_with_context(stream()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+@bp.get("/jobs/<job_id>/preview")
+def job_preview(job_id: str) -> Response:
+    size = request.args.get("size", "512")
+    if not size.isdigit() or not 16 <= int(size) <= 4096:
+        raise ApiError(400, "bad_size", "size must be a whole number of pixels from 16 to 4096")
+    return Response(_jobs().preview(job_id, int(size)), mimetype="image/png",
+                    headers={"Cache-Control": "no-store"})
+
+
+@bp.get("/jobs/<job_id>/result")
+def job_result(job_id: str) -> Response:
+    body, meta_json = _jobs().result(job_id)
+    meta = json.loads(meta_json)
+    response = Response(body, content_type=meta["content_type"])
+    response.headers.update(meta["headers"])
+    return response

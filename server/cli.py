@@ -1,0 +1,163 @@
+"""``nst-server``: run the server, install the editor plugins, print the token.
+
+    nst-server                               serve on http://127.0.0.1:8765
+    nst-server --device cuda:0 --device cuda:1   one worker per GPU
+    nst-server install-plugin krita|gimp     put a plugin in the editor's folder
+    nst-server package-plugin krita -o nst-krita.zip
+    nst-server token                         the token scripts send as a Bearer token
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from nst_engine import NSTError
+
+from . import __version__, paths, plugin_install
+from .config import DEFAULT_HOST, DEFAULT_PORT, Limits, ServerConfig
+from .security import LOOPBACK_NAMES, load_or_create_token, write_connection
+
+log = logging.getLogger("nst-server")
+COMMANDS = ("serve", "install-plugin", "package-plugin", "token")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        argv.insert(0, "serve")  # `nst-server --port 9000` means `nst-server serve --port 9000`
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (NSTError, OSError, ValueError) as error:
+        print(f"nst-server: {error}", file=sys.stderr)
+        return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import waitress
+
+    from .app import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.host not in LOOPBACK_NAMES:
+        log.warning("listening on %s: other machines on the network can reach this server "
+                    "(they still need the token)", args.host)
+    config_dir = args.config_dir or paths.config_dir()
+    config = ServerConfig(
+        data_dir=args.data_dir or paths.data_dir(),
+        token=load_or_create_token(config_dir),
+        host=args.host, port=args.port, devices=tuple(args.device or ["auto"]),
+        weights=args.weights, allow_hosts=tuple(args.allow_host),
+        limits=Limits(max_queue=args.max_queue, max_pixels=args.max_pixels,
+                      max_iterations=args.max_iterations),
+    )
+    app = create_app(config)
+    service = app.extensions["nst"]
+    server = waitress.create_server(app, host=args.host, port=args.port, threads=args.threads,
+                                    ident="nst-server")
+    shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "localhost") else args.host
+    url = f"http://{_bracketed(shown_host)}:{server.effective_port}"
+    connection = write_connection(config_dir, url, config.token)
+    health = service.health()
+    print(f"nst-server listening on {url} (device {health['device']}, "
+          f"weights {health['weights']})", flush=True)
+    log.info("plugins find this server through %s", connection)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        log.info("stopping; unfinished jobs run again at the next start")
+    finally:
+        server.close()
+        service.stop()
+    return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _bracketed(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _install(args: argparse.Namespace) -> int:
+    folder = plugin_install.install_plugin(args.editor, args.dest)
+    print(f"Installed the {args.editor} plugin in {folder}")
+    if args.editor == "krita":
+        print("Restart Krita, then use Filter > Neural Style Transfer.")
+    else:
+        print("Restart GIMP, then use Filters > Artistic > Neural Style Transfer.")
+    return 0
+
+
+def _package(args: argparse.Namespace) -> int:
+    print(f"Wrote {plugin_install.package_plugin(args.editor, args.output)}")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    print(load_or_create_token(args.config_dir or paths.config_dir()))
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nst-server", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"nst-server {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server (the default command)")
+    serve.set_defaults(run=_serve)
+    serve.add_argument("--host", default=DEFAULT_HOST,
+                       help="address to listen on; anything but loopback exposes the server to "
+                            "the network (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
+                       help="port (0: any free one) (default: %(default)s)")
+    serve.add_argument("--device", action="append",
+                       help="auto, cpu, cuda, cuda:N or mps; repeat for one worker per device "
+                            "(default: auto)")
+    serve.add_argument("--weights", default="default",
+                       help="default (offline VGG-19), torchvision, or a weights file")
+    serve.add_argument("--data-dir", type=Path, help="job database, uploads and results "
+                       f"(default: {paths.data_dir()})")
+    serve.add_argument("--config-dir", type=Path, help="token and connection.json "
+                       f"(default: {paths.config_dir()})")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="another name clients may use in the Host header (a proxy, a LAN "
+                            "name)")
+    defaults = Limits()
+    serve.add_argument("--max-queue", type=int, default=defaults.max_queue,
+                       help="jobs that may wait; more are answered 429 (default: %(default)s)")
+    serve.add_argument("--max-pixels", type=int, default=defaults.max_pixels,
+                       help="largest image accepted (default: %(default)s)")
+    serve.add_argument("--max-iterations", type=int, default=defaults.max_iterations,
+                       help="most iterations one job may ask for (default: %(default)s)")
+    serve.add_argument("--threads", type=int, default=16,
+                       help="HTTP threads: polling clients and event streams each hold one "
+                            "while they wait (default: %(default)s)")
+
+    for name, verb in (("install-plugin", "install"), ("package-plugin", "package")):
+        command = commands.add_parser(name, help=f"{verb} the Krita or GIMP plugin")
+        command.add_argument("editor", choices=plugin_install.EDITORS)
+        command.set_defaults(run=_install if verb == "install" else _package)
+        if verb == "install":
+            command.add_argument("--dest", type=Path,
+                                 help="the editor's plug-in folder, if not the usual one")
+        else:
+            command.add_argument("-o", "--output", type=Path, required=True,
+                                 help="zip file to write")
+
+    token = commands.add_parser("token", help="print the access token (made at first use)")
+    token.set_defaults(run=_token)
+    token.add_argument("--config-dir", type=Path)
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""The job queue: accepting, ordering, cancelling, reporting and expiring jobs.
+
+The durable truth is the :class:`~server.store.JobStore`; this module adds what only matters
+while the process lives: the order of waiting jobs, each running job's progress and preview,
+and the cancel tokens. Workers (:mod:`server.worker`) take jobs from here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from nst_engine import CancelToken, Progress
+
+from . import imagecodec
+from .config import ServerConfig
+from .errors import ApiError
+from .store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobRecord, JobStore
+from .submission import Submission
+
+log = logging.getLogger(__name__)
+
+#: Assumed length of a job until the first one has finished, for Retry-After.
+_FIRST_GUESS_S = 30.0
+
+
+@dataclass
+class LiveProgress:
+    """What a running (or recently finished) job reports beyond its stored record."""
+
+    iteration: int = 0
+    losses: dict[str, float] = field(default_factory=dict)
+    eta: float | None = None
+    started: float = field(default_factory=time.monotonic)
+    preview: Image.Image | None = None
+    cancel: CancelToken = field(default_factory=CancelToken)
+
+
+class JobManager:
+    def __init__(self, config: ServerConfig, store: JobStore, workers: int = 1) -> None:
+        self.config = config
+        self.store = store
+        self.workers = workers
+        self._queue: deque[str] = deque()
+        self._ready = threading.Condition()
+        self._live: dict[str, LiveProgress] = {}
+        self._average_s = _FIRST_GUESS_S
+        self._stopping = False
+        self._recover()
+
+    # --- accepting ------------------------------------------------------------------------
+
+    def submit(self, submission: Submission) -> JobRecord:
+        """Store the job's inputs and record, then queue it; 429 when the queue is full."""
+        with self._ready:
+            if len(self._queue) >= self.config.limits.max_queue:
+                raise ApiError(429, "queue_full",
+                               f"the server's queue is full ({len(self._queue)} jobs waiting); "
+                               f"try again in a little while",
+                               headers={"Retry-After": str(self.retry_after())})
+            job_id = uuid.uuid4().hex
+            self.store.write_file(job_id, "content", submission.content)
+            for index, style in enumerate(submission.styles):
+                self.store.write_file(job_id, f"style-{index}", style)
+            if submission.mask is not None:
+                self.store.write_file(job_id, "mask", submission.mask)
+            record = JobRecord(
+                id=job_id, seq=self.store.next_seq(), state=QUEUED, created=time.time(),
+                settings=json.dumps(submission.settings.to_dict()), styles=len(submission.styles),
+                form=submission.form.to_json(), has_mask=submission.mask is not None,
+                total=submission.settings.total_iterations,
+                style_weights=json.dumps(submission.style_weights)
+                if submission.style_weights is not None else None,
+            )
+            self.store.add(record)
+            self._queue.append(job_id)
+            self._ready.notify()
+        log.info("job %s queued (%d waiting)", job_id, len(self._queue))
+        return record
+
+    def retry_after(self) -> int:
+        """Seconds until a place in the queue is likely to be free."""
+        return max(1, math.ceil(self._average_s * max(1, len(self._queue)) / self.workers))
+
+    # --- for workers ------------------------------------------------------------------------
+
+    def take(self) -> JobRecord | None:
+        """Block until a job is waiting, mark it running and return it (None on shutdown)."""
+        while True:
+            with self._ready:
+                while not self._queue and not self._stopping:
+                    self._ready.wait()
+                if self._stopping:
+                    return None
+                job_id = self._queue.popleft()
+            record = self.store.get(job_id)
+            if record is None or record.state != QUEUED:
+                continue  # cancelled or expired while it waited
+            if self.store.transition(job_id, (QUEUED,), state=RUNNING, started=time.time(),
+                                     attempts=record.attempts + 1):
+                self._live[job_id] = LiveProgress()
+                return self.store.get(job_id)
+
+    def live(self, job_id: str) -> LiveProgress:
+        return self._live.setdefault(job_id, LiveProgress())
+
+    def report(self, job_id: str, progress: Progress) -> None:
+        live = self.live(job_id)
+        live.iteration, live.losses, live.eta = progress.iteration, progress.losses, progress.eta
+        if progress.preview is not None:
+            live.preview = progress.preview
+
+    def finish(self, job_id: str, result: bytes, meta: str) -> None:
+        """Store the result, then mark the job done, unless it was cancelled meanwhile."""
+        self.store.write_file(job_id, "result", result)
+        self.store.write_file(job_id, "result.json", meta.encode())
+        if self.store.transition(job_id, (RUNNING,), state=DONE, finished=time.time()):
+            self._learn_duration(job_id)
+            log.info("job %s done", job_id)
+
+    def fail(self, job_id: str, message: str) -> None:
+        if self.store.transition(job_id, (RUNNING,), state=FAILED, finished=time.time(),
+                                 error=message):
+            log.warning("job %s failed: %s", job_id, message)
+
+    def _learn_duration(self, job_id: str) -> None:
+        live = self._live.get(job_id)
+        if live is not None:
+            self._average_s = 0.7 * self._average_s + 0.3 * (time.monotonic() - live.started)
+
+    # --- for clients ----------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobRecord:
+        record = self.store.get(job_id) if _is_job_id(job_id) else None
+        if record is None:
+            raise ApiError(404, "unknown_job", f"no job {job_id!r} on this server (it may have "
+                           f"expired: results are kept for a while after they are fetched)")
+        return record
+
+    def status(self, job_id: str) -> dict:
+        record = self.get(job_id)
+        live = self._live.get(job_id)
+        iteration = record.total if record.state == DONE else (live.iteration if live else 0)
+        elapsed = None
+        if record.started is not None:
+            elapsed = round((record.finished or time.time()) - record.started, 3)
+        return {
+            "id": record.id,
+            "state": record.state,
+            "queue_position": self._position(job_id) if record.state == QUEUED else None,
+            "iteration": iteration,
+            "total": record.total,
+            "percent": round(100.0 * iteration / record.total, 1) if record.total else 0.0,
+            "elapsed": elapsed,
+            "eta": (round(live.eta, 1) if live and live.eta is not None else None)
+            if record.state == RUNNING else (0.0 if record.state == DONE else None),
+            "losses": dict(live.losses) if live else {},
+            "has_preview": bool(live and live.preview is not None),
+            "error": record.error,
+            "created": record.created,
+            "attempts": record.attempts,
+        }
+
+    def _position(self, job_id: str) -> int | None:
+        with self._ready:
+            try:
+                return self._queue.index(job_id) + 1
+            except ValueError:
+                return None
+
+    def cancel(self, job_id: str) -> dict:
+        """Cancel a queued or running job; a finished job is left as it is."""
+        record = self.get(job_id)
+        if record.state in (QUEUED, RUNNING) and self.store.transition(
+                job_id, (QUEUED, RUNNING), state=CANCELLED, finished=time.time(),
+                error="cancelled by a client"):
+            with self._ready:
+                if job_id in self._queue:
+                    self._queue.remove(job_id)
+            live = self._live.get(job_id)
+            if live is not None:
+                live.cancel.cancel()  # the worker stops within one iteration
+            log.info("job %s cancelled", job_id)
+        return self.status(job_id)
+
+    def preview(self, job_id: str, size: int) -> bytes:
+        self.get(job_id)
+        live = self._live.get(job_id)
+        if live is None or live.preview is None:
+            raise ApiError(404, "no_preview", "no preview yet: the first one comes after a few "
+                           "iterations")
+        return imagecodec.preview_png(live.preview, size)
+
+    def result(self, job_id: str) -> tuple[bytes, str]:
+        """The result's bytes and its metadata JSON; 409 until the job is done."""
+        record = self.get(job_id)
+        if record.state != DONE:
+            reason = {QUEUED: "it is still waiting in the queue",
+                      RUNNING: "it is still running",
+                      FAILED: f"it failed: {record.error}",
+                      CANCELLED: "it was cancelled"}[record.state]
+            raise ApiError(409, "not_ready", f"job {job_id} has no result: {reason}",
+                           state=record.state)
+        if record.fetched is None:
+            self.store.update(job_id, fetched=time.time())
+        return self.store.read_file(job_id, "result"), self.store.read_file(
+            job_id, "result.json").decode()
+
+    def queue_length(self) -> int:
+        with self._ready:
+            return len(self._queue)
+
+    def running(self) -> int:
+        return len(self.store.in_states(RUNNING))
+
+    # --- housekeeping ------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Requeue what a previous process accepted but did not finish, in the original order.
+
+        A job that was running when the process died is run again, unless it has already been
+        running during ``max_attempts`` deaths: then it is probably what kills the server."""
+        for record in self.store.in_states(QUEUED, RUNNING):
+            if record.state == RUNNING:
+                if record.attempts >= self.config.max_attempts:
+                    self.store.update(record.id, state=FAILED, finished=time.time(), error=(
+                        f"the server stopped {record.attempts} times while running this job; "
+                        f"try a smaller size or the draft preset"))
+                    continue
+                self.store.update(record.id, state=QUEUED)
+                log.info("job %s was running when the server stopped: queued again", record.id)
+            self._queue.append(record.id)
+
+    def sweep(self) -> int:
+        """Delete expired jobs; returns how many."""
+        expired = self.store.expired(time.time(), self.config.result_ttl_s,
+                                     self.config.unfetched_ttl_s)
+        for job_id in expired:
+            self.store.delete(job_id)
+            self._live.pop(job_id, None)
+        return len(expired)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    def requeue(self, record: JobRecord) -> None:
+        """Put a job interrupted by a clean shutdown back in the queue for the next start,
+        without counting the interruption as one of its attempts."""
+        self.store.transition(record.id, (RUNNING,), state=QUEUED,
+                              attempts=max(0, record.attempts - 1))
+
+    def stop(self) -> None:
+        """Stop the workers: a running job is interrupted and runs again at the next start."""
+        with self._ready:
+            self._stopping = True
+            self._ready.notify_all()
+        for live in self._live.values():
+            live.cancel.cancel()
+
+
+def _is_job_id(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)

@@ -1,0 +1,114 @@
+"""A ``POST /v1/jobs`` request, checked from top to bottom before anything is stored.
+
+Every check here runs before the job is accepted, so a job that was answered 202 has inputs the
+worker can always decode: a bad upload is the client's 400 now, never a failed job later.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from werkzeug.datastructures import FileStorage, MultiDict
+
+from nst_engine import Settings, SettingsError
+
+from . import imagecodec
+from .config import Limits
+from .errors import ApiError
+
+#: Settings that would let a request read files on the server's disk.
+_SERVER_SIDE_ONLY = {"init_image": "a start image cannot be given through the API"}
+
+
+@dataclass(frozen=True)
+class Submission:
+    content: bytes
+    form: imagecodec.Form
+    styles: list[bytes]
+    style_weights: list[float] | None
+    settings: Settings
+    mask: bytes | None
+
+
+def parse_submission(form: MultiDict, files: MultiDict, limits: Limits) -> Submission:
+    """The request's parts as a :class:`Submission`, or an :class:`ApiError` saying what is
+    wrong with which part."""
+    content = _one_file(files, "content")
+    layout = form.get("layout")
+    if layout is not None:
+        content_form = imagecodec.parse_layout(layout, limits.max_pixels)
+        imagecodec.decode_raw(content, content_form)
+    else:
+        content_form = imagecodec.decode_file(content, limits.max_pixels).form
+    styles = [part.read() for part in files.getlist("style")]
+    if not styles:
+        raise ApiError(400, "missing_style", "send at least one style image as a 'style' part")
+    if len(styles) > limits.max_styles:
+        raise ApiError(400, "too_many_styles", f"{len(styles)} style images sent; the server's "
+                       f"limit is {limits.max_styles}")
+    for index, style in enumerate(styles, start=1):
+        imagecodec.decode_file(style, limits.max_pixels, name=f"style image {index}")
+    mask = files.get("mask")
+    mask_bytes = mask.read() if mask is not None else None
+    if mask_bytes is not None:
+        imagecodec.decode_mask(mask_bytes, content_form.width, content_form.height)
+    return Submission(
+        content=content,
+        form=content_form,
+        styles=styles,
+        style_weights=_style_weights(form.get("style_weights"), len(styles)),
+        settings=_settings(form.get("settings"), limits),
+        mask=mask_bytes,
+    )
+
+
+def _one_file(files: MultiDict, name: str) -> bytes:
+    parts: list[FileStorage] = files.getlist(name)
+    if len(parts) != 1:
+        raise ApiError(400, f"missing_{name}" if not parts else f"duplicate_{name}",
+                       f"send exactly one '{name}' part (an image file, or raw pixels with a "
+                       f"'layout' field)")
+    data = parts[0].read()
+    if not data:
+        raise ApiError(400, "empty_content", f"the '{name}' part is empty")
+    return data
+
+
+def _style_weights(text: str | None, count: int) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        weights = json.loads(text)
+    except ValueError:
+        weights = None
+    if (not isinstance(weights, list) or len(weights) != count
+            or not all(imagecodec.is_finite_number(w) and w >= 0 for w in weights)
+            or not any(weights)):
+        raise ApiError(400, "bad_style_weights", f"style_weights must be a JSON list of "
+                       f"{count} non-negative numbers, not all zero (one per style image)")
+    return [float(w) for w in weights]
+
+
+def _settings(text: str | None, limits: Limits) -> Settings:
+    try:
+        values = json.loads(text) if text else {}
+    except ValueError:
+        raise ApiError(400, "bad_settings", "settings must be a JSON object") from None
+    if not isinstance(values, dict):
+        raise ApiError(400, "bad_settings", "settings must be a JSON object")
+    for key, why in _SERVER_SIDE_ONLY.items():
+        if key in values:
+            raise ApiError(400, "bad_settings", f"setting '{key}': {why}", setting=key)
+    if values.get("init") not in (None, "content", "noise"):
+        raise ApiError(400, "bad_settings", "setting 'init': must be 'content' or 'noise'",
+                       setting="init")
+    try:
+        settings = Settings.from_dict(values)
+    except SettingsError as error:
+        raise ApiError(400, "bad_settings", str(error), setting=error.setting) from None
+    if settings.total_iterations > limits.max_iterations:
+        raise ApiError(400, "too_many_iterations",
+                       f"these settings run {settings.total_iterations} iterations; the server's "
+                       f"limit is {limits.max_iterations}", setting="iterations")
+    return settings
