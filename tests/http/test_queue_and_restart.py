@@ -85,7 +85,7 @@ def test_full_queue_answers_429_with_retry_after_and_cancel_frees_it(small_queue
 
 def test_killed_server_reruns_the_job_after_restart_under_the_same_id(tmp_path, style_png):
     pixels = rgba_pixels(seed=11)
-    settings = {**QUICK, "initial_iterations": 300}
+    settings = {**QUICK, "initial_iterations": 60}
     server = LiveServer(tmp_path).start()
     try:
         job_id = submit(server, png_bytes(pixels), style_png, settings=settings).json()["id"]
@@ -112,7 +112,7 @@ def test_clean_shutdown_keeps_queued_and_running_jobs(tmp_path, style_png):
     server = LiveServer(tmp_path).start()
     try:
         job_id = submit(server, png_bytes(rgba_pixels()), style_png,
-                        settings={**QUICK, "initial_iterations": 200}).json()["id"]
+                        settings={**QUICK, "initial_iterations": 60}).json()["id"]
         wait_running(server, job_id)
         server.stop()  # SIGTERM
         server.start()
