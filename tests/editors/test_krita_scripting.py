@@ -21,6 +21,7 @@ from PIL import Image
 W, H = 40, 28
 DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 2, "size": 64}
 DTYPES = {"U8": "<u1", "U16": "<u2", "F16": "<f2", "F32": "<f4"}
+FULL_SCALE = {"U8": 255.0, "U16": 65535.0, "F16": 1.0, "F32": 1.0}
 
 # Runs inside Krita; driven by $NST_IN/plan.json (depth, model, settings, select).
 SCRIPT = """\
@@ -132,6 +133,20 @@ def assert_stylised(info: dict, files: dict, depth: str) -> tuple[np.ndarray, np
     return source, result
 
 
+def assert_restyled(source: np.ndarray, result: np.ndarray, depth: str) -> None:
+    """Nearly every visible pixel changed, by more than a copy through 8 bits could explain.
+
+    Draft settings (two iterations) move colours by only a few levels on average (3.3-3.7 of
+    255 seen with the real engine), so this proves the server's result was applied, not that it
+    looks stylised; the engine's own tests judge that.
+    """
+    full = FULL_SCALE[depth]
+    visible = source[..., 3] > 0
+    change = np.abs(result[..., :3].astype(float) - source[..., :3].astype(float))[visible] / full
+    assert (change.max(axis=1) > 0).mean() > 0.9, "most pixels are unchanged"
+    assert change.mean() > 1.5 / 255, "the new layer is (nearly) a copy of the source"
+
+
 def run(root: Path, plugin: Path, server, plan: dict) -> tuple[dict, dict]:
     return stylize(root, plugin, server.url, server.token, {"settings": DRAFT, **plan})
 
@@ -147,9 +162,7 @@ def test_png_with_transparency_is_stylised(editor_chroot, krita_plugin, live_ser
     # Krita reads the PNG as BGRA; the plugin got exactly the file's pixels.
     np.testing.assert_array_equal(source[..., [2, 1, 0, 3]], content_pixels())
     np.testing.assert_array_equal(result[..., 3], source[..., 3])  # alpha follows the source
-    visible = source[..., 3] > 0
-    difference = np.abs(result[..., :3].astype(int) - source[..., :3].astype(int))[visible]
-    assert difference.mean() > 5, "the new layer is (nearly) a copy of the source"
+    assert_restyled(source, result, "U8")
 
 
 @pytest.mark.parametrize("depth", ["U16", "F16", "F32"])
@@ -157,10 +170,8 @@ def test_high_bit_depth_document_is_stylised(editor_chroot, krita_plugin, live_s
     info, files = run(editor_chroot, krita_plugin, live_server, {"depth": depth})
     source, result = assert_stylised(info, files, depth)
     np.testing.assert_array_equal(result[..., 3], source[..., 3])
-    full = 1.0 if depth.startswith("F") else 65535.0
+    assert_restyled(source, result, depth)
     visible = source[..., 3] > 0
-    difference = np.abs(result[..., :3].astype(float) - source[..., :3].astype(float)) / full
-    assert difference[visible].mean() > 0.02
     # Real high-bit data came back, not 8-bit values stretched (u16: v * 257 for all v).
     if depth == "U16":
         assert np.any(result[..., :3][visible] % 257 != 0)
