@@ -11,28 +11,35 @@ from __future__ import annotations
 import io
 import json
 import socket
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
+import requests
 from harness import KRITA_PYKRITA, run_krita
+from live_server import LiveServer, start_server
 from PIL import Image
 
 W, H = 40, 28
 DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 2, "size": 64}
 DTYPES = {"U8": "<u1", "U16": "<u2", "F16": "<f2", "F32": "<f4"}
 FULL_SCALE = {"U8": 255.0, "U16": 65535.0, "F16": 1.0, "F32": 1.0}
+GONE_AFTER_S = 5  # nst_client.Client.wait: how long the server may be silent before ServerGone
 
-# Runs inside Krita; driven by $NST_IN/plan.json (depth, model, settings, select).
+# Runs inside Krita; driven by $NST_IN/plan.json (depth, model, settings, select, resume).
 SCRIPT = """\
 import json
 import os
 import sys
+import time
 
 from krita import Krita, Selection
 
 sys.path.insert(0, os.path.join(os.environ["HOME"], ".local/share/krita/pykrita"))
 from neural_style_transfer import stylize_node
+from neural_style_transfer.client import nst_client
 
 IN, OUT = os.environ["NST_IN"], os.environ["NST_OUT"]
 plan = json.load(open(os.path.join(IN, "plan.json")))
@@ -62,9 +69,35 @@ width, height = doc.width(), doc.height()
 info = {"width": width, "height": height, "model": source.colorModel(),
         "depth": source.colorDepth(), "layers_before": layers()}
 save("source_before.bin", bytes(source.pixelData(0, 0, width, height)))
+
+
+def stylize(job_id=None):
+    return stylize_node(doc, source, os.path.join(IN, "style.png"), plan["settings"],
+                        selection_only=bool(plan.get("select")), job_id=job_id)
+
+
+def resume_when_back(gone):  # what the dialog's Resume button does, once the server is back
+    info["gone"] = {"job_id": gone.job_id, "message": str(gone), "layers": layers()}
+    client = nst_client.Client.discover()
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            client.health()
+            break
+        except nst_client.ServerUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    return stylize(job_id=gone.job_id)
+
+
 try:
-    layer = stylize_node(doc, source, os.path.join(IN, "style.png"), plan["settings"],
-                         selection_only=bool(plan.get("select")))
+    try:
+        layer = stylize()
+    except nst_client.ServerGone as gone:
+        if not plan.get("resume"):
+            raise
+        layer = resume_when_back(gone)
 except Exception as exc:  # the test judges the error's type and message
     info["error"] = {"type": type(exc).__name__, "message": str(exc)}
 else:
@@ -203,3 +236,27 @@ def test_other_colour_models_are_refused_with_advice(editor_chroot, krita_plugin
     assert "Convert Image Color Space" in info["error"]["message"]
     assert "RGB/Alpha" in info["error"]["message"]
     assert_nothing_changed(info, files)
+
+
+def crash_and_restart_while_running(server: LiveServer) -> None:
+    """SIGKILL the server once it runs a job; bring it back after the plugin has given up."""
+    deadline = time.monotonic() + 120
+    while requests.get(f"{server.url}/v1/health", timeout=10).json()["running"] == 0:
+        assert time.monotonic() < deadline, "the job never started running"
+        time.sleep(0.05)
+    server.kill()
+    time.sleep(GONE_AFTER_S + 1)
+    server.restart()
+
+
+def test_a_job_survives_a_server_crash_and_is_resumed(editor_chroot, krita_plugin, tmp_path):
+    with start_server(tmp_path / "server") as server, ThreadPoolExecutor(1) as pool:
+        crash = pool.submit(crash_and_restart_while_running, server)
+        info, files = run(editor_chroot, krita_plugin, server, {"resume": True})
+        crash.result()
+    gone = info["gone"]
+    assert f"resumed (job id {gone['job_id']})" in gone["message"]
+    assert gone["layers"] == info["layers_before"]  # nothing added while the server was away
+    source, result = assert_stylised(info, files, "U8")
+    np.testing.assert_array_equal(result[..., 3], source[..., 3])
+    assert_restyled(source, result, "U8")
