@@ -18,7 +18,7 @@ from pathlib import Path
 EDITORS = ("krita", "gimp")
 PLUGINS_ROOT = Path(__file__).resolve().parents[1] / "plugins"
 CLIENT = "nst_client.py"
-OPTIONS = "nst_options.py"  # shared choices -> settings mapping; the GIMP plug-in uses it so far
+OPTIONS = "nst_options.py"  # shared by both plugins: the dialogs' choices -> server settings
 KRITA_NAME = "neural_style_transfer"  # X-KDE-Library in the .desktop file and the package name
 GIMP_NAME = "neural-style-transfer"  # GIMP 3 wants plug-ins/NAME/NAME.py
 
@@ -103,16 +103,15 @@ def _sources(editor: str, plugins_root: Path) -> list[tuple[Path, str]]:
     """(source path, path inside the install folder) for every file an editor needs."""
     if editor not in EDITORS:
         raise PluginInstallError(f"Unknown editor '{editor}': choose one of {', '.join(EDITORS)}.")
-    client = plugins_root / CLIENT
+    client, options = plugins_root / CLIENT, plugins_root / OPTIONS
     if editor == "krita":
         desktop = plugins_root / "krita" / f"{KRITA_NAME}.desktop"
         package = plugins_root / "krita" / KRITA_NAME
-        needed, files = [desktop, package, client], [(desktop, desktop.name)]
+        needed, files = [desktop, package, client, options], [(desktop, desktop.name)]
         files += [(p, f"{KRITA_NAME}/{p.relative_to(package).as_posix()}") for p in _walk(package)]
-        files.append((client, f"{KRITA_NAME}/{CLIENT}"))
+        files += [(client, f"{KRITA_NAME}/{CLIENT}"), (options, f"{KRITA_NAME}/{OPTIONS}")]
     else:
         folder = plugins_root / "gimp" / GIMP_NAME
-        options = plugins_root / OPTIONS
         needed = [folder / f"{GIMP_NAME}.py", client, options]
         files = [(p, f"{GIMP_NAME}/{p.relative_to(folder).as_posix()}") for p in _walk(folder)]
         files += [(client, f"{GIMP_NAME}/{CLIENT}"), (options, f"{GIMP_NAME}/{OPTIONS}")]

@@ -1,4 +1,4 @@
-"""The GIMP plug-in's parts that need no GIMP: shared choices, exchange formats, the watchdog.
+"""The GIMP plug-in's parts that need no GIMP: exchange formats and the watchdog.
 
 The GIMP-facing parts are proven in real GIMP by tests/editors/test_gimp_plugin.py.
 """
@@ -16,34 +16,8 @@ PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 sys.path[:0] = [str(PLUGINS), str(PLUGINS / "gimp" / "neural-style-transfer")]
 
 import nst_client  # noqa: E402
-import nst_options  # noqa: E402
 from nst_gimp import watchdog  # noqa: E402
 from nst_gimp.formats import UnsupportedPrecision, exchange_format  # noqa: E402
-
-
-# ------------------------------------------------------------------------------ nst_options
-def test_sliders_map_to_weights_on_a_log_scale():
-    settings = nst_options.engine_settings("draft", 75, 25, preserve_colors=True, seed=7)
-    assert settings == {
-        "preset": "draft",
-        "style_weight": 100.0,
-        "content_weight": 0.1,
-        "preserve_colors": True,
-        "seed": 7,
-    }
-    assert nst_options.engine_settings()["style_weight"] == nst_options.DEFAULT_STYLE_WEIGHT
-    assert "seed" not in nst_options.engine_settings(seed=0)  # 0 is the dialogs' "random"
-    with pytest.raises(ValueError, match="preset"):
-        nst_options.engine_settings("ultra")
-
-
-def test_layer_name_and_progress_text():
-    assert nst_options.layer_name("/art/Starry Night.jpg") == "Starry Night (style transfer)"
-    assert nst_options.describe_progress({"state": "queued", "queue_position": 2}) == (
-        "Waiting in the server's queue (position 2)..."
-    )
-    running = {"state": "running", "iteration": 3, "total": 10, "eta": 75}
-    assert nst_options.describe_progress(running) == "Iteration 3 of 10, about 1 min 15 s left"
 
 
 # ---------------------------------------------------------------------------------- formats

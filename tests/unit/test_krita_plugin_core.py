@@ -14,13 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "krita"))
 
-from neural_style_transfer.options import (
-    describe_health,
-    engine_settings,
-    format_eta,
-    push_recent,
-    slider_factor,
-)
+from neural_style_transfer.options import describe_health, push_recent
 from neural_style_transfer.pixels import (
     PixelLayout,
     UnsupportedColor,
@@ -67,24 +61,8 @@ def test_preview_pixels_become_the_layers_own_layout():
         rgba8_to_layout(b"\x00\x00\x00", layout_for("RGBA", "U8"))
 
 
-def test_sliders_are_logarithmic_around_the_engine_default():
-    assert slider_factor(50) == 1.0
-    assert slider_factor(75) == pytest.approx(10.0)
-    assert slider_factor(0) == pytest.approx(0.01)
-    assert slider_factor(150) == slider_factor(100)
-    settings = engine_settings("draft", strength=75, content_kept=25, seed=7)
-    assert settings == {"preset": "draft", "style_weight": 100.0, "content_weight": 0.1,
-                        "preserve_colors": False, "seed": 7}
-    assert "seed" not in engine_settings()
-    with pytest.raises(ValueError, match="preset"):
-        engine_settings("ultra")
-
-
 def test_dialog_texts():
     assert push_recent(["b", "a", "c"], "a", limit=2) == ["a", "b"]
-    assert format_eta(None) == "estimating time left..."
-    assert format_eta(75.4) == "about 1 min 15 s left"
-    assert format_eta(9) == "about 9 s left"
     assert describe_health({"device": "cuda:0", "queue_length": 2}) == (
         "Server connected: cuda:0, 2 jobs queued"
     )

@@ -25,6 +25,7 @@ KRITA_FILES = {
     "neural_style_transfer.desktop",
     "neural_style_transfer/__init__.py",
     "neural_style_transfer/nst_client.py",
+    "neural_style_transfer/nst_options.py",
 }
 
 
@@ -100,7 +101,8 @@ def test_install_krita_places_plugin_client_and_enables_it(home):
     pykrita = home / ".local/share/krita/pykrita"
     assert target == pykrita / "neural_style_transfer"
     assert tree(pykrita) >= KRITA_FILES
-    assert (target / "nst_client.py").read_bytes() == (PLUGINS / "nst_client.py").read_bytes()
+    for shared in ("nst_client.py", "nst_options.py"):
+        assert (target / shared).read_bytes() == (PLUGINS / shared).read_bytes()
     assert not any("__pycache__" in name for name in tree(pykrita))
     assert "[python]\nenable_neural_style_transfer=true\n" in (home / ".config/kritarc").read_text()
 

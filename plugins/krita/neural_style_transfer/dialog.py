@@ -12,11 +12,11 @@ from pathlib import Path
 
 from krita import Krita
 
-from .client import nst_client
-from .job import add_layer_above, is_in_document, layer_name, read_request, write_pixels
-from .options import PRESETS, describe_health, engine_settings, format_eta, push_recent
+from .job import add_layer_above, is_in_document, read_request, write_pixels
+from .options import describe_health, push_recent
 from .pixels import UnsupportedColor
 from .qt import QtCore, QtGui, QtWidgets
+from .shared import nst_client, nst_options
 from .worker import CallThread, JobWorker
 
 SETTINGS_GROUP = "neural_style_transfer"
@@ -98,7 +98,7 @@ class StyleTransferDialog(QtWidgets.QDialog):
         self.strength = self._slider("How strongly the style's textures are applied")
         self.content = self._slider("How much of your layer's shapes are kept")
         self.preset = QtWidgets.QComboBox()
-        self.preset.addItems(list(PRESETS))
+        self.preset.addItems(list(nst_options.PRESETS))
         self.preset.setToolTip("draft is quick; high and paper take much longer")
         self.preserve = QtWidgets.QCheckBox("Keep the layer's own colours")
         self.selection_only = QtWidgets.QCheckBox("Only inside the selection")
@@ -254,7 +254,7 @@ class StyleTransferDialog(QtWidgets.QDialog):
         try:
             self.client = self.client or nst_client.Client.discover()
             options = self._options()
-            settings = engine_settings(
+            settings = nst_options.engine_settings(
                 options["preset"],
                 options["strength"],
                 options["content_kept"],
@@ -283,7 +283,7 @@ class StyleTransferDialog(QtWidgets.QDialog):
             self._run(job_id=self.resume_id)
 
     def _run(self, job_id: str | None) -> None:
-        name = layer_name(self.style_path)
+        name = nst_options.layer_name(self.style_path)
         if self.preview_layer is None or not is_in_document(self.document, self.preview_layer):
             self.preview_layer = add_layer_above(self.document, self.source, f"{name} (preview)")
             self.preview_layer.setLocked(True)
@@ -312,27 +312,16 @@ class StyleTransferDialog(QtWidgets.QDialog):
         self.resume_id = job_id
 
     def _progress(self, status: dict) -> None:
-        state = status.get("state")
-        if state == "queued":
-            position = status.get("queue_position")
-            self.message.setText(
-                f"Waiting in the server's queue (position {position})..."
-                if position is not None
-                else "Waiting in the server's queue..."
-            )
-            return
-        self.progress.setValue(int(status.get("percent") or 0))
-        self.message.setText(
-            f"Iteration {status.get('iteration', 0)} of {status.get('total', '?')}, "
-            f"{format_eta(status.get('eta'))}"
-        )
+        if status.get("state") != "queued":
+            self.progress.setValue(int(status.get("percent") or 0))
+        self.message.setText(nst_options.describe_progress(status))
 
     def _preview(self, pixels: bytes) -> None:
         if self.preview_layer is not None and is_in_document(self.document, self.preview_layer):
             write_pixels(self.document, self.preview_layer, pixels)
 
     def _succeeded(self, data: bytes) -> None:
-        name = layer_name(self.style_path)
+        name = nst_options.layer_name(self.style_path)
         layer = self.preview_layer
         if layer is not None and is_in_document(self.document, layer):
             # The preview layer becomes the result: its "Add Layer" is the one undo step.

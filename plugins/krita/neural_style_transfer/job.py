@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from .client import nst_client
 from .pixels import PixelLayout, layout_for
+from .shared import nst_client
 
 
 class NoSelection(nst_client.NSTClientError):
@@ -42,11 +41,6 @@ class StyleRequest:
             self.settings,
             mask=self.mask,
         )
-
-
-def layer_name(style_path: str) -> str:
-    """The result layer is named after the style so several tries stay tellable apart."""
-    return f"{Path(style_path).stem} (style transfer)"
 
 
 def read_request(

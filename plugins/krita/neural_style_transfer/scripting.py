@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .client import nst_client
-from .job import add_layer_above, layer_name, read_request, run_job
+from .job import add_layer_above, read_request, run_job
+from .shared import nst_client, nst_options
 
 
 def stylize_node(
@@ -32,4 +32,4 @@ def stylize_node(
     client = client or nst_client.Client.discover()
     request = read_request(document, node, [style_path], settings, selection_only)
     result = run_job(client, request, on_status=on_progress, job_id=job_id)
-    return add_layer_above(document, node, layer_name(style_path), result)
+    return add_layer_above(document, node, nst_options.layer_name(style_path), result)

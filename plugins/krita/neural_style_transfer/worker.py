@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from .client import nst_client
 from .job import StyleRequest, run_job
 from .pixels import PixelLayout, rgba8_to_layout
 from .qt import QtCore, QtGui, Signal
+from .shared import nst_client
 
 
 def decode_preview(png: bytes, width: int, height: int, layout: PixelLayout) -> bytes | None:

@@ -1,0 +1,42 @@
+"""The dialogs' shared choices (plugins/nst_options.py): the same slider means the same
+settings in Krita and in GIMP."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
+
+import nst_options
+
+
+def test_sliders_are_logarithmic_around_the_engine_default():
+    assert nst_options.slider_factor(50) == 1.0
+    assert nst_options.slider_factor(75) == pytest.approx(10.0)
+    assert nst_options.slider_factor(0) == pytest.approx(0.01)
+    assert nst_options.slider_factor(150) == nst_options.slider_factor(100)
+
+
+def test_dialog_choices_become_server_settings():
+    settings = nst_options.engine_settings("draft", 75, 25, preserve_colors=True, seed=7)
+    assert settings == {"preset": "draft", "style_weight": 100.0, "content_weight": 0.1,
+                        "preserve_colors": True, "seed": 7}
+    assert nst_options.engine_settings()["style_weight"] == nst_options.DEFAULT_STYLE_WEIGHT
+    assert "seed" not in nst_options.engine_settings(seed=0)  # 0 is the dialogs' "random"
+    assert "seed" not in nst_options.engine_settings(seed=None)
+    with pytest.raises(ValueError, match="preset"):
+        nst_options.engine_settings("ultra")
+
+
+def test_layer_name_and_progress_text():
+    assert nst_options.layer_name("/art/Starry Night.jpg") == "Starry Night (style transfer)"
+    assert nst_options.format_eta(None) == "estimating time left..."
+    assert nst_options.format_eta(9) == "about 9 s left"
+    assert nst_options.describe_progress({"state": "queued", "queue_position": 2}) == (
+        "Waiting in the server's queue (position 2)..."
+    )
+    running = {"state": "running", "iteration": 3, "total": 10, "eta": 75.4}
+    assert nst_options.describe_progress(running) == "Iteration 3 of 10, about 1 min 15 s left"
