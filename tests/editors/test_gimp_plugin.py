@@ -9,7 +9,6 @@ the source's and new layer's pixels, read in a fixed format so the test can comp
 
 from __future__ import annotations
 
-import io
 import json
 import socket
 import urllib.request
@@ -19,10 +18,10 @@ import numpy as np
 import pytest
 from harness import GIMP_PLUGINS, gui_screenshot, run_gimp
 from PIL import Image
+from sample_images import H, W, content_pixels, png, style_pixels
 
 from server.plugin_install import install_plugin
 
-W, H = 40, 28
 # A few iterations more than the least: two barely move the pixels (mean change < 4 of 255).
 DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 10, "size": 64}
 # plan["precision"] -> (Gimp.Precision member, format the test reads pixels in, numpy dtype)
@@ -100,29 +99,6 @@ info["layers_after"] = names(image)
 save("source_after.bin", pixels(source))
 save("info.json", json.dumps(info).encode())
 """
-
-
-def content_pixels() -> np.ndarray:
-    """RGBA noise over a gradient, every alpha from opaque to clear, a fully clear column."""
-    rng = np.random.default_rng(5)
-    pixels = rng.integers(0, 256, size=(H, W, 4), dtype=np.uint8)
-    pixels[..., 0] = np.linspace(0, 255, W, dtype=np.uint8)[None, :]
-    pixels[..., 3] = np.linspace(255, 30, H, dtype=np.uint8)[:, None]
-    pixels[:, -3:, 3] = 0
-    return pixels
-
-
-def style_pixels() -> np.ndarray:
-    style = np.zeros((32, 32, 3), np.uint8)
-    style[::4] = (250, 200, 20)  # stripes: a style with a strong texture
-    style[:, ::6] = (20, 40, 220)
-    return style
-
-
-def png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")

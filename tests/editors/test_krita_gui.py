@@ -9,13 +9,12 @@ krita-dialog.png) is the one docs/images/krita-dialog.png was copied from for th
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 from harness import KRITA_PYKRITA, gui_screenshot
-from PIL import Image
+from sample_images import png, style_pixels
 
 # Runs inside Krita's GUI once content.png is open: remember a draft setup and the style, as a
 # previous run of the dialog would have, so the dialog opens ready to go.
@@ -132,20 +131,11 @@ save("run.json", {"before": before, "during": during, "after": layer_names(),
 """
 
 
-def _png(pixels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def _inputs() -> dict[str, bytes]:
     """A small RGBA content with a soft alpha ramp, and a stripy style."""
     y, x = np.mgrid[0:96, 0:128]
     content = np.stack([x * 2, y * 2, 255 - x, 255 - y // 2], axis=2).astype(np.uint8)
-    style = np.zeros((48, 48, 3), np.uint8)
-    style[::4] = (250, 200, 20)
-    style[:, ::6] = (20, 40, 220)
-    return {"content.png": _png(content), "style.png": _png(style)}
+    return {"content.png": png(content), "style.png": png(style_pixels(48))}
 
 
 def _krita_gui(root: Path, plugin: Path, server, name: str, action: str, **options):

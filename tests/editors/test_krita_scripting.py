@@ -8,7 +8,6 @@ and reports the source's pixels before and after, the new layer's pixels and the
 
 from __future__ import annotations
 
-import io
 import json
 import socket
 import time
@@ -20,9 +19,8 @@ import pytest
 import requests
 from harness import KRITA_PYKRITA, run_krita
 from live_server import LiveServer, start_server
-from PIL import Image
+from sample_images import H, W, content_pixels, png, style_pixels
 
-W, H = 40, 28
 DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 2, "size": 64}
 DTYPES = {"U8": "<u1", "U16": "<u2", "F16": "<f2", "F32": "<f4"}
 FULL_SCALE = {"U8": 255.0, "U16": 65535.0, "F16": 1.0, "F32": 1.0}
@@ -39,7 +37,7 @@ from krita import Krita, Selection
 
 sys.path.insert(0, os.path.join(os.environ["HOME"], ".local/share/krita/pykrita"))
 from neural_style_transfer import stylize_node
-from neural_style_transfer.client import nst_client
+from neural_style_transfer.shared import nst_client
 
 IN, OUT = os.environ["NST_IN"], os.environ["NST_OUT"]
 plan = json.load(open(os.path.join(IN, "plan.json")))
@@ -111,33 +109,14 @@ doc.close()
 """
 
 
-def content_pixels() -> np.ndarray:
-    """RGBA noise over a gradient, every alpha from opaque to clear, a fully clear column."""
-    rng = np.random.default_rng(5)
-    pixels = rng.integers(0, 256, size=(H, W, 4), dtype=np.uint8)
-    pixels[..., 0] = np.linspace(0, 255, W, dtype=np.uint8)[None, :]
-    pixels[..., 3] = np.linspace(255, 30, H, dtype=np.uint8)[:, None]
-    pixels[:, -3:, 3] = 0
-    return pixels
-
-
-def png(pixels: np.ndarray, mode: str = "RGBA") -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(pixels, mode).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 def stylize(root: Path, plugin: Path, url: str, token: str, plan: dict) -> tuple[dict, dict]:
     """Run SCRIPT in Krita with the installed plugin; return its info.json and all its files."""
-    style = np.zeros((32, 32, 3), np.uint8)
-    style[::4] = (250, 200, 20)  # stripes: a style with a strong texture
-    style[:, ::6] = (20, 40, 220)
     result = run_krita(
         root,
         SCRIPT,
         inputs={
             "content.png": png(content_pixels()),
-            "style.png": png(style, "RGB"),
+            "style.png": png(style_pixels()),
             "plan.json": json.dumps(plan).encode(),
         },
         home_files={KRITA_PYKRITA: plugin},
