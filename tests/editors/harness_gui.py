@@ -56,9 +56,14 @@ def _chroot_output(root: Path, ws: Workspace, argv: Sequence[str], env: Mapping[
 
 def _start_xvfb(root: Path, ws: Workspace, env: Mapping[str, str],
                 size: tuple[int, int]) -> tuple[subprocess.Popen, str]:
-    """Xvfb picks a free display itself (-displayfd), so parallel runs never collide."""
+    """Xvfb picks a free display itself (-displayfd), so parallel runs never collide.
+
+    ``-noreset``: by default the server resets whenever its last client disconnects, which
+    our window-list polls do while the editor is still starting; an editor that connects
+    during such a reset is dropped ("could not connect to display").
+    """
     argv = ["Xvfb", "-displayfd", "1", "-screen", "0", f"{size[0]}x{size[1]}x24",
-            "-nolisten", "tcp", "-ac"]
+            "-nolisten", "tcp", "-ac", "-noreset"]
     proc = spawn(root, ws, argv, env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     assert proc.stdout is not None
     line = proc.stdout.readline().decode().strip()  # Xvfb writes it once it accepts clients
