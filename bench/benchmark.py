@@ -1,7 +1,9 @@
 """Speed and time-to-quality benchmark, with the peer (pastiche) run side by side.
 
-    python bench/benchmark.py                 # about 12 minutes on a 2-core CPU
-    python bench/benchmark.py --compare-sizes 512 1024   # adds the 1024 px race (long on a CPU)
+    python bench/benchmark.py                 # about 35 minutes on a 2-core CPU, 22 of them
+                                              # pastiche's 300 steps at 512 px
+    python bench/benchmark.py --compare-sizes 256 --pastiche-steps 100   # a quick look
+    python bench/benchmark.py --compare-sizes 512 1024   # adds the 1024 px race (hours on a CPU)
 
 1. Speed: seconds per iteration (one forward and backward pass through VGG-19 up to the
    deepest default layer, with the default losses) at each size, for the plain fp32 path
@@ -147,23 +149,24 @@ def _compare(args: argparse.Namespace, size: int) -> dict:
         "--workspace", str(work / "pastiche"), "--workspace-step", "10",
         "--output", str(work / "pastiche.png"),
     ], work / "pastiche.png", evaluator)
-    # Coarsest scale 256 px: 1 scale at 256, 2 at 512, 3 at 1024.
-    scales = max(1, round(math.log2(size / 256)) + 1)
-    settings = Settings.from_preset(args.preset, size=size, scales=scales)
+    settings = _race_settings(args, size)
     ours = _race(work / "nst", [
         sys.executable, "-m", "nst_engine.cli", "stylize", str(args.content), str(args.style),
-        "-o", str(work / "nst.png"), "--preset", args.preset, "--size", str(size),
-        "--scales", str(settings.scales), "--seed", "0", "--device", args.device, "-q",
-        "--save-every", "5", str(work / "nst"),
+        "-o", str(work / "nst.png"), "--preset", settings.preset, "--size", str(size),
+        "--scales", str(settings.scales), "--initial-iterations",
+        str(settings.initial_iterations), "--iterations", str(settings.iterations),
+        "--style-weight", str(settings.style_weight), "--seed", "0", "--device", args.device,
+        "-q", "--save-every", "5", str(work / "nst"),
     ], work / "nst.png", evaluator)
     peer_final, our_final = pastiche["final"], ours["final"]
     ours_to_peer = _first_time(ours["trace"], peer_final)
     peer_to_ours = _first_time(pastiche["trace"], our_final)
     row = {
         "size": size, "pastiche_steps": args.pastiche_steps,
-        "nst_settings": {"preset": args.preset, "scales": settings.scales,
+        "nst_settings": {"preset": settings.preset, "scales": settings.scales,
                          "initial_iterations": settings.initial_iterations,
-                         "iterations": settings.iterations},
+                         "iterations": settings.iterations,
+                         "style_weight": settings.style_weight},
         "pastiche": {"wall_s": pastiche["wall"], "final": peer_final.as_dict()},
         "nst": {"wall_s": ours["wall"], "final": our_final.as_dict()},
         "nst_time_to_pastiche_quality_s": ours_to_peer,
@@ -179,6 +182,22 @@ def _compare(args: argparse.Namespace, size: int) -> dict:
     print(f"race {size}px: pastiche {pastiche['wall']:.1f} s, nst {ours['wall']:.1f} s, "
           f"nst reached pastiche's final quality at {ours_to_peer} s", flush=True)
     return row
+
+
+def _race_settings(args: argparse.Namespace, size: int) -> Settings:
+    """nst's settings for the race: the preset, with a coarsest scale of 256 px (1 scale at
+    256, 2 at 512, 3 at 1024) and the style weight that puts it at pastiche's trade-off.
+
+    Our losses are relative (scale-free) and pastiche's are absolute, so equal numbers mean
+    different things: pastiche's defaults weight style so heavily that its result keeps
+    little of the content (evaluator content distance about 1.2), where the balanced preset
+    (style weight 10) keeps much more. A race is only fair at the same trade-off, which the
+    Pareto test in ``Scores.at_least_as_good_as`` then checks on both axes."""
+    scales = max(1, round(math.log2(size / 256)) + 1)
+    return Settings.from_preset(args.preset, size=size, scales=scales,
+                                initial_iterations=args.nst_initial_iterations,
+                                iterations=args.nst_iterations,
+                                style_weight=args.nst_style_weight)
 
 
 def _race(workspace: Path, command: list[str], output: Path, evaluator: Evaluator) -> dict:
@@ -237,7 +256,8 @@ def _markdown(results: dict) -> str:
         reached = c["nst_time_to_pastiche_quality_s"]
         lines += [
             f"Time to quality at {c['size']} px (pastiche: {c['pastiche_steps']} L-BFGS steps; "
-            f"nst: preset {c['nst_settings']['preset']}, {c['nst_settings']['scales']} scales):",
+            f"nst: preset {c['nst_settings']['preset']}, {c['nst_settings']['scales']} scales, "
+            f"style weight {c['nst_settings']['style_weight']:g}):",
             "",
             "| engine | wall time (s) | style SWD | style Gram | content | reaches the other's "
             "final quality at (s) |",
@@ -267,7 +287,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--compare-sizes", type=int, nargs="*", default=[512])
     parser.add_argument("--iterations", type=int, default=2, help="timed iterations per size")
     parser.add_argument("--pastiche-steps", type=int, default=300)
-    parser.add_argument("--preset", default="balanced")
+    parser.add_argument("--preset", default="balanced", help="nst's preset in the race")
+    parser.add_argument("--nst-style-weight", type=float, default=100.0,
+                        help="nst's style weight in the race (100: pastiche's trade-off)")
+    parser.add_argument("--nst-initial-iterations", type=int, default=100,
+                        help="nst's iterations at the coarsest scale in the race")
+    parser.add_argument("--nst-iterations", type=int, default=100,
+                        help="nst's iterations at each finer scale in the race")
     parser.add_argument("--content", type=Path, default=BENCH / "images" / "astronaut.png")
     parser.add_argument("--style", type=Path, default=BENCH / "images" / "painting.png")
     parser.add_argument("--device", default="auto")
