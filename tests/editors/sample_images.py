@@ -4,6 +4,7 @@ be reproduced pixel for pixel."""
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 from PIL import Image
@@ -33,3 +34,9 @@ def png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def job_inputs(plan: dict) -> dict[str, bytes]:
+    """The files an in-editor test script reads: the content, the style and its plan."""
+    return {"content.png": png(content_pixels()), "style.png": png(style_pixels()),
+            "plan.json": json.dumps(plan).encode()}

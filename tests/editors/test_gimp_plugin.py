@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from harness import GIMP_PLUGINS, gui_screenshot, run_gimp
 from PIL import Image
-from sample_images import H, W, content_pixels, png, style_pixels
+from sample_images import H, W, content_pixels, job_inputs, png
 
 from server.plugin_install import install_plugin
 
@@ -115,11 +115,7 @@ def stylize(root: Path, plugins: Path, url: str, token: str, plan: dict) -> tupl
     result = run_gimp(
         root,
         SCRIPT,
-        inputs={
-            "content.png": png(content_pixels()),
-            "style.png": png(style_pixels()),
-            "plan.json": json.dumps(plan).encode(),
-        },
+        inputs=job_inputs(plan),
         home_files={GIMP_PLUGINS: plugins},
         env={"NST_SERVER_URL": url, "NST_TOKEN": token},
         timeout=300,
@@ -268,7 +264,8 @@ config = procedure.create_config()
 config.set_property("image", image)
 config.set_core_object_array("drawables", image.get_layers())
 config.set_property("style", Gio.File.new_for_path(os.path.join(IN, "style.png")))
-config.set_property("extra-settings", open(os.path.join(IN, "settings.json")).read())
+plan = json.load(open(os.path.join(IN, "plan.json")))
+config.set_property("extra-settings", json.dumps(plan["settings"]))
 killer = threading.Thread(target=kill_plug_in)
 killer.start()
 result = procedure.run(config)
@@ -291,11 +288,7 @@ def test_killing_the_plugin_cancels_the_server_job(editor_chroot, gimp_plugins, 
     result = run_gimp(
         editor_chroot,
         KILL_SCRIPT,
-        inputs={
-            "content.png": png(content_pixels()),
-            "style.png": png(style_pixels()),
-            "settings.json": json.dumps(long_job).encode(),
-        },
+        inputs=job_inputs({"settings": long_job}),
         home_files={GIMP_PLUGINS: gimp_plugins},
         env={"NST_SERVER_URL": live_server.url, "NST_TOKEN": live_server.token},
         timeout=300,

@@ -19,7 +19,7 @@ import pytest
 import requests
 from harness import KRITA_PYKRITA, run_krita
 from live_server import LiveServer, start_server
-from sample_images import H, W, content_pixels, png, style_pixels
+from sample_images import H, W, content_pixels, job_inputs
 
 DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 2, "size": 64}
 DTYPES = {"U8": "<u1", "U16": "<u2", "F16": "<f2", "F32": "<f4"}
@@ -114,11 +114,7 @@ def stylize(root: Path, plugin: Path, url: str, token: str, plan: dict) -> tuple
     result = run_krita(
         root,
         SCRIPT,
-        inputs={
-            "content.png": png(content_pixels()),
-            "style.png": png(style_pixels()),
-            "plan.json": json.dumps(plan).encode(),
-        },
+        inputs=job_inputs(plan),
         home_files={KRITA_PYKRITA: plugin},
         env={"NST_SERVER_URL": url, "NST_TOKEN": token},
         timeout=300,
