@@ -77,6 +77,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         for key, value in {
             "size": args.size, "scales": args.scales, "iterations": args.iterations,
             "initial_iterations": args.initial_iterations,
+            "full_iterations": args.full_iterations, "memory_budget": args.memory_budget,
             "content_weight": args.content_weight, "style_weight": args.style_weight,
             "tv_weight": args.tv_weight, "optimizer": args.optimizer,
             "learning_rate": args.learning_rate, "pooling": args.pooling,
@@ -90,6 +91,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides |= {"init": "image", "init_image": args.init}
     elif args.init:
         overrides["init"] = args.init
+    if args.full_resolution:
+        overrides["full_resolution"] = True
     if args.preserve_colors:
         overrides["preserve_colors"] = True
     if args.color_match:
@@ -126,13 +129,21 @@ class ProgressBar:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.last_print = 0.0
+        self.plan = ""
 
     def update(self, p: Progress) -> None:
-        done = p.iteration / p.total
+        if p.plan != self.plan:  # a new scale: say how it runs (tiles, optimiser, memory)
+            self.plan = p.plan
+            self.stream.write(("\n" if self.tty and self.last_print else "")
+                              + f"nst: scale {p.scale}/{p.scales}, {p.plan}\n")
+            self.last_print = time.monotonic()
+        done = (p.iteration + (p.tile / p.tiles if p.tiles else 0)) / p.total
         filled = round(self.WIDTH * done)
         eta = _clock(p.eta) if p.eta is not None else "--:--"
-        line = (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {p.iteration}/{p.total} "
-                f"scale {p.scale}/{p.scales} loss {p.losses['total']:.4g} "
+        tile = f" tile {p.tile}/{p.tiles}" if p.tiles else ""
+        loss = f" loss {p.losses['total']:.4g}" if p.losses else ""
+        line = (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {p.iteration}/{p.total}{tile} "
+                f"scale {p.scale}/{p.scales}{loss} "
                 f"{_clock(p.elapsed)} elapsed, ETA {eta}")
         if self.tty:
             self.stream.write("\r" + line)
@@ -177,10 +188,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", required=True, help="output image file (.png, .jpg, ...)")
     s.add_argument("--preset", default="balanced", choices=list(PRESETS),
                    help="starting point for every setting below")
-    s.add_argument("--size", type=int, help="longest side processed (larger inputs upsampled)")
+    s.add_argument("--size", type=int,
+                   help="longest side processed (larger inputs upsampled, unless "
+                        "--full-resolution)")
     s.add_argument("--scales", type=int, help="number of scales, coarse to fine")
     s.add_argument("--iterations", type=int, help="iterations at each finer scale")
     s.add_argument("--initial-iterations", type=int, help="iterations at the coarsest scale")
+    s.add_argument("--full-resolution", action="store_true",
+                   help="go on past --size to the content's own size (no upsampling)")
+    s.add_argument("--full-iterations", type=int,
+                   help="iterations at each scale above --size, with --full-resolution")
+    s.add_argument("--memory-budget", metavar="BYTES",
+                   help="memory the run may use, e.g. 6GB (default: half the free RAM, or "
+                        "most of the free GPU memory); larger scales run in tiles")
     s.add_argument("--content-weight", type=float, help="alpha: how much content to keep")
     s.add_argument("--style-weight", type=float, help="beta: style strength")
     s.add_argument("--tv-weight", type=float, help="total-variation (smoothness) weight")

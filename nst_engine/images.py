@@ -84,12 +84,6 @@ def to_numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor[0].detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
-def fit(height: int, width: int, longest: int) -> tuple[int, int]:
-    """(height, width) scaled so the longest side is ``longest``, aspect ratio kept."""
-    scale = longest / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bicubic resize with antialiasing (so downscaling does not alias), kept in 0..1."""
     if tuple(image.shape[-2:]) == tuple(size):

@@ -29,6 +29,16 @@ def relative_mse(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (value.float() - target).square().mean() / (target.square().mean() + _EPS)
 
 
+def squared_error_share(value: torch.Tensor, target: torch.Tensor, count: int,
+                        energy: torch.Tensor) -> torch.Tensor:
+    """One part's share of :func:`relative_mse` over a whole map that is cut into parts.
+
+    ``count`` and ``energy`` are the whole target's element count and mean square, so the
+    shares of parts that cover the map add up to the whole map's relative error."""
+    error = (value.float() - target.float()).square().sum()
+    return error / (count * (energy + _EPS))
+
+
 def content_loss(
     features: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]
 ) -> torch.Tensor:

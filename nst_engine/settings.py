@@ -15,6 +15,13 @@ from typing import Any
 
 from .errors import SettingsError
 from .layers import LAYER_NAMES
+from .memory import parse_bytes
+
+#: The smallest side a scale may have: below it the deep layers see almost nothing.
+MIN_SCALE_SIDE = 32
+#: A full-resolution scale within this factor of the one below replaces it instead of
+#: following it: a scale that adds only a few pixels costs as much as one that doubles.
+FULL_MERGE = 1.25
 
 _GATYS_STYLE_LAYERS = {f"conv{block}_1": 1.0 for block in range(1, 6)}
 
@@ -38,6 +45,15 @@ class Settings:
     initial_iterations: int = 200
     #: Iterations at each finer scale, which mostly add detail.
     iterations: int = 100
+    #: Go on past ``size`` to the content's own size: scales keep doubling, and the last one
+    #: is the content's exact size, so the style's brush strokes are as fine as its pixels.
+    full_resolution: bool = False
+    #: Iterations at each scale above ``size`` (the full-resolution scales), which are the
+    #: most expensive and mostly sharpen what the coarser scales painted.
+    full_iterations: int = 50
+    #: Bytes of memory the run may use (None: the engine's budget, a safe share of what is
+    #: free). A scale that would not fit is processed tile by tile, seamlessly.
+    memory_budget: int | None = None
     content_weight: float = 1.0
     style_weight: float = 10.0
     tv_weight: float = 0.0
@@ -110,14 +126,51 @@ class Settings:
 
     # --- derived values -------------------------------------------------------------
 
-    @property
-    def total_iterations(self) -> int:
-        return self.initial_iterations + (self.scales - 1) * self.iterations
+    def total_iterations(self, height: int | None = None, width: int | None = None) -> int:
+        """Iterations of a run on a content of this size (needed for full resolution only)."""
+        if not self.full_resolution or height is None or width is None:
+            return self.initial_iterations + (self.scales - 1) * self.iterations
+        return sum(self.scale_iterations(height, width))
+
+    def scale_sizes(self, height: int, width: int) -> list[tuple[int, int]]:
+        """Processing sizes, coarse to fine, for a content of ``height`` x ``width``.
+
+        Never above the content's own size; scales that would be under ``MIN_SCALE_SIDE``
+        are dropped (a tiny image runs fewer scales). With ``full_resolution`` the scales go
+        on doubling past ``size``, and the last is the content's own size."""
+        return [size for size, _ in self._schedule(height, width)]
+
+    def scale_iterations(self, height: int, width: int) -> list[int]:
+        """Iterations at each of :meth:`scale_sizes`: the first scale, the finer ones up to
+        ``size``, and the full-resolution ones above it."""
+        return [iterations for _, iterations in self._schedule(height, width)]
 
     @property
     def layers(self) -> tuple[str, ...]:
         """Every layer the run reads, content first."""
         return tuple(dict.fromkeys((*self.content_layers, *self.style_layers)))
+
+    def _schedule(self, height: int, width: int) -> list[tuple[tuple[int, int], int]]:
+        longest = max(height, width)
+        sides = [round(min(self.size, longest) / 2**level)
+                 for level in reversed(range(self.scales))]
+        counts = [self.initial_iterations] + [self.iterations] * (self.scales - 1)
+        if self.full_resolution and longest > sides[-1]:
+            if longest <= sides[-1] * FULL_MERGE:
+                sides[-1] = longest  # too close to be worth a scale of its own
+            else:
+                while sides[-1] * 2 * FULL_MERGE < longest:
+                    sides.append(sides[-1] * 2)
+                sides.append(longest)
+        counts += [self.full_iterations] * (len(sides) - len(counts))
+        schedule: list[tuple[tuple[int, int], int]] = []
+        for index, (side, count) in enumerate(zip(sides, counts, strict=True)):
+            size = fit(height, width, side)
+            small = min(size) < MIN_SCALE_SIDE and index < len(sides) - 1
+            if not small and size not in [done for done, _ in schedule]:
+                # The first scale that runs gets the first scale's iterations.
+                schedule.append((size, counts[0] if not schedule else count))
+        return schedule
 
 
 #: Named starting points. ``paper`` follows Gatys et al. as our reference paper runs it:
@@ -127,6 +180,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "draft": {"size": 384, "scales": 2, "initial_iterations": 80, "iterations": 40},
     "balanced": {"size": 512, "scales": 2, "initial_iterations": 200, "iterations": 100},
     "high": {"size": 1024, "scales": 3, "initial_iterations": 300, "iterations": 150},
+    "full": {"size": 1024, "scales": 3, "initial_iterations": 300, "iterations": 150,
+             "full_resolution": True, "full_iterations": 50},
     "paper": {
         "size": 400,
         "scales": 1,
@@ -144,6 +199,8 @@ _RANGES: dict[str, tuple[float, float]] = {
     "scales": (1, 6),
     "initial_iterations": (1, 10000),
     "iterations": (1, 10000),
+    "full_iterations": (1, 10000),
+    "memory_budget": (256 * 2**20, 2**50),
     "content_weight": (0.0, 1e9),
     "style_weight": (0.0, 1e12),
     "tv_weight": (0.0, 1e9),
@@ -158,15 +215,21 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "pooling": ("max", "avg"),
     "precision": ("auto", "fp32", "bf16", "fp16"),
 }
-_INTS = {"size", "scales", "initial_iterations", "iterations", "preview_every", "seed"}
+_INTS = {"size", "scales", "initial_iterations", "iterations", "full_iterations",
+         "preview_every", "seed", "memory_budget"}
 _FLOATS = {"content_weight", "style_weight", "tv_weight", "learning_rate", "style_scale"}
-_BOOLS = {"preserve_colors", "color_match"}
+_BOOLS = {"preserve_colors", "color_match", "full_resolution"}
 
 
 def _coerce(key: str, value: Any) -> Any:
     """Type-check one JSON value; lists become the tuples the dataclass holds."""
     if key == "content_layers" and isinstance(value, list):
         return tuple(value)
+    if key == "memory_budget" and isinstance(value, str):
+        try:
+            return parse_bytes(value)
+        except ValueError as error:
+            raise SettingsError(key, str(error)) from None
     if key in _INTS and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
@@ -175,7 +238,7 @@ def _coerce(key: str, value: Any) -> Any:
 def _validate(s: Settings) -> None:
     for name in _INTS:
         value = getattr(s, name)
-        if name == "seed" and value is None:
+        if name in ("seed", "memory_budget") and value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int):
             raise SettingsError(name, f"must be an integer, got {value!r}")
@@ -225,3 +288,9 @@ def _validate_layers(s: Settings) -> None:
             raise SettingsError("style_layers", f"weight of '{name}' must be in [0, 1e6]")
     if sum(s.style_layers.values()) <= 0:
         raise SettingsError("style_layers", "weights must not all be zero")
+
+
+def fit(height: int, width: int, longest: int) -> tuple[int, int]:
+    """(height, width) scaled so the longest side is ``longest``, aspect ratio kept."""
+    scale = longest / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))

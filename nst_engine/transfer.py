@@ -21,16 +21,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import images
-from .device import autocast, precision_name, resolve_precision, select_device
+from . import images, memory, tiling
+from .device import precision_name, resolve_precision, select_device
 from .errors import Cancelled, ImageError, SettingsError
-from .losses import content_loss, gram_matrix, style_loss, total_variation
-from .settings import Settings
+from .objective import Network, Objective
+from .settings import MIN_SCALE_SIDE, Settings, fit
 from .vgg import VGG19
 from .weights import Weights, load_weights
 
-#: The smallest side a scale may have: below it the deep layers see almost nothing.
-MIN_SCALE_SIDE = 32
+#: Previews are made at most this large: enough for any preview a client shows, and cheap
+#: to make even when the run works on a 16-megapixel image.
+PREVIEW_SIDE = 2048
 
 Source = Image.Image | np.ndarray | str | os.PathLike
 
@@ -46,8 +47,16 @@ class Progress:
     losses: dict[str, float]
     elapsed: float
     eta: float | None
-    #: The current image at the processing size, every ``preview_every`` iterations.
+    #: The current image at the processing size (at most ``PREVIEW_SIDE``), every
+    #: ``preview_every`` iterations.
     preview: Image.Image | None = field(default=None, repr=False)
+    #: Within an iteration of a tiled scale: passes over tiles done, of ``tiles``. Each
+    #: iteration passes over every tile twice (Gram matrices, then gradients); reports with
+    #: ``tile < tiles`` come between iterations' reports. Both are 0 when untiled.
+    tile: int = 0
+    tiles: int = 0
+    #: How the current scale runs: its size, tiles, optimiser and memory estimate.
+    plan: str = ""
 
 
 class CancelToken:
@@ -82,8 +91,12 @@ class StyleTransfer:
         *,
         download: bool = False,
         style_cache_size: int = 16,
+        memory_budget: int | None = None,
     ) -> None:
+        """``memory_budget``: bytes a run may use at most (None: a safe share of the memory
+        that is free when the run starts); a setting can lower it for one run."""
         self.device = select_device(device)
+        self.memory_budget = memory_budget
         loaded = (
             weights if isinstance(weights, Weights) else load_weights(weights, download=download)
         )
@@ -99,6 +112,15 @@ class StyleTransfer:
         precision = precision_name(resolve_precision(self.device, "auto"))
         return {"device": str(self.device), "weights": self.model.description,
                 "precision": precision}
+
+    def budget(self, settings: Settings | None = None) -> int:
+        """Bytes a run may use: the setting, the engine's budget, or a share of free memory,
+        whichever is lowest."""
+        budget = self.memory_budget or memory.default_budget(self.device.type,
+                                                             self.device.index)
+        if settings is not None and settings.memory_budget is not None:
+            budget = min(budget, settings.memory_budget)
+        return budget
 
     def stylize(
         self,
@@ -139,7 +161,7 @@ class StyleTransfer:
     # Used by _Run: cached, blended Gram matrices of the styles at one size.
     def style_targets(
         self, styles: list[torch.Tensor], blend: list[float], settings: Settings,
-        dtype: torch.dtype, salt: bytes,
+        dtype: torch.dtype, salt: bytes, budget: int,
     ) -> dict[str, torch.Tensor]:
         layers = tuple(settings.style_layers)
         digest = hashlib.sha256(salt)
@@ -151,13 +173,11 @@ class StyleTransfer:
             self._style_cache.move_to_end(key)
             return self._style_cache[key]
         blended: dict[str, torch.Tensor] = {}
-        with torch.no_grad():
-            for style, weight in zip(styles, blend, strict=True):
-                with autocast(self.device, dtype):
-                    features = self.model(_layout(style, self.device), layers, settings.pooling)
-                for name in layers:
-                    gram = gram_matrix(features[name]) * weight
-                    blended[name] = blended[name] + gram if name in blended else gram
+        network = Network(self.model, settings.pooling, dtype, self.device)
+        for style, weight in zip(styles, blend, strict=True):
+            tiles = _feature_tiles(style, layers, dtype, budget)
+            for name, gram in network.gram_matrices(style, layers, tiles).items():
+                blended[name] = blended[name] + gram * weight if name in blended else gram * weight
         self._style_cache[key] = blended
         while len(self._style_cache) > self._style_cache_size:
             self._style_cache.popitem(last=False)
@@ -193,9 +213,11 @@ class _Run:
         self.styles = [images.to_tensor(s, self.device) for s in styles]
         self.blend = blend
         self.init = init
-        self.sizes = _scale_sizes(self.height, self.width, settings)
-        self.iterations = [settings.initial_iterations] + [settings.iterations] * (
-            len(self.sizes) - 1)
+        self.sizes = settings.scale_sizes(self.height, self.width)
+        self.iterations = settings.scale_iterations(self.height, self.width)
+        self.budget = engine.budget(settings)
+        # Plan every scale before the first iteration, so a run that cannot fit fails now.
+        self.plans = [self._plan(size) for size in self.sizes]
         # Work units (iterations weighted by pixel count) make the ETA honest across scales.
         self.units = [n * h * w for n, (h, w) in zip(self.iterations, self.sizes, strict=True)]
         self.started = time.perf_counter()
@@ -228,18 +250,34 @@ class _Run:
         result = images.resize(image, (self.height, self.width))
         return images.to_numpy(self._colour(result, self.content))
 
+    def _plan(self, size: tuple[int, int]) -> memory.ScalePlan:
+        settings = self.settings
+        try:
+            return memory.plan_scale(
+                *size, layers=settings.layers, content_layers=settings.content_layers,
+                optimizer=settings.optimizer, dtype_bytes=_bytes(self.dtype),
+                budget=self.budget, content_pixels=self.height * self.width)
+        except memory.BudgetError as error:
+            fits = memory.largest_fitting_side(
+                self.height, self.width, self.budget, layers=settings.layers,
+                content_layers=settings.content_layers, optimizer=settings.optimizer,
+                dtype_bytes=_bytes(self.dtype))
+            hint = (f"; images up to {fits} px on the longest side fit" if fits
+                    else "; no image fits: raise the budget")
+            raise SettingsError("memory_budget", f"{error}{hint}") from None
+
     def _scale(self, index: int, size: tuple[int, int], previous: torch.Tensor | None
                ) -> torch.Tensor:
-        settings, model = self.settings, self.engine.model
+        settings = self.settings
+        network = Network(self.engine.model, settings.pooling, self.dtype, self.device)
         content = images.resize(self.content_input, size)
-        with torch.no_grad(), autocast(self.device, self.dtype):
-            content_features = model(_layout(content, self.device), settings.content_layers,
-                                     settings.pooling)
-        content_targets = {k: v.float() for k, v in content_features.items()}
-        style_size = images.fit(*size, max(MIN_SCALE_SIDE, round(max(size) * settings.style_scale)))
-        styles = [images.resize(s, images.fit(*s.shape[-2:], max(style_size))) for s in self.styles]
+        tiles = _feature_tiles(content, settings.content_layers, self.dtype, self.budget)
+        content_targets = {name: features.float() for name, features in
+                           network.feature_maps(content, settings.content_layers, tiles).items()}
+        style_size = fit(*size, max(MIN_SCALE_SIDE, round(max(size) * settings.style_scale)))
+        styles = [images.resize(s, fit(*s.shape[-2:], max(style_size))) for s in self.styles]
         style_targets = self.engine.style_targets(styles, self.blend, settings, self.dtype,
-                                                  self.salt)
+                                                  self.salt, self.budget)
         if previous is not None:
             start = images.resize(previous, size)
         elif settings.init == "noise":
@@ -252,82 +290,84 @@ class _Run:
 
     def _optimise(self, index: int, start: torch.Tensor, content_targets: dict,
                   style_targets: dict) -> torch.Tensor:
-        settings = self.settings
-        # The optimised tensor stays contiguous (L-BFGS flattens its gradient with a view);
-        # the network gets a channels-last copy.
-        image = start.detach().clone().contiguous().requires_grad_(True)
-        optimizer = _optimizer(settings, image)
-        layer_weights = _normalised(settings.style_layers)
-        layers = settings.layers
+        plan = self.plans[index]
+        network = Network(self.engine.model, self.settings.pooling, self.dtype, self.device)
         losses: dict[str, float] = {}
 
+        def on_tile(done: int, passes: int) -> None:
+            self._check_cancel()
+            if done < passes:  # the last pass ends the iteration, which reports itself
+                self._report(index, None, losses, done, passes)
+
+        objective = Objective(network, self.settings, content_targets, style_targets,
+                              plan.tiles, on_tile)
+        # The optimised tensor stays contiguous: L-BFGS flattens its gradient with a view.
+        image = start.detach().clone().contiguous().requires_grad_(True)
+        optimizer = _optimizer(plan, self.settings, image)
+
         def closure() -> torch.Tensor:
-            optimizer.zero_grad(set_to_none=True)
-            with autocast(self.device, self.dtype):
-                features = self.engine.model(_layout(image, self.device), layers,
-                                             settings.pooling)
-            terms = {
-                "content": content_loss(features, content_targets),
-                "style": style_loss(features, style_targets, layer_weights),
-                "tv": total_variation(image),
-            }
-            total = (settings.content_weight * terms["content"]
-                     + settings.style_weight * terms["style"]
-                     + settings.tv_weight * terms["tv"])
-            total.backward()
-            losses.update({k: v.item() for k, v in terms.items()}, total=total.item())
-            return total
+            losses.update(objective(image))
+            return torch.tensor(losses["total"])
 
         per_iteration = self.units[index] / self.iterations[index]
         for step in range(1, self.iterations[index] + 1):
-            if self.cancel is not None and self.cancel.cancelled:
-                raise Cancelled("the run was cancelled")
-            last_good = image.detach().clone()
+            self._check_cancel()
+            # Reduced precision can overflow; keep the last good image to restart in fp32.
+            last_good = image.detach().clone() if self.dtype != torch.float32 else None
             optimizer.step(closure)
             if not math.isfinite(losses["total"]) or not torch.isfinite(image).all():
-                image, optimizer = self._recover(last_good)
+                image, optimizer, objective.network = self._recover(last_good, plan)
                 continue
-            if settings.optimizer == "adam":
+            if isinstance(optimizer, torch.optim.Adam):
                 with torch.no_grad():
                     image.clamp_(0, 1)
             self.done_iterations += 1
             self.done_units += per_iteration
             last = step == self.iterations[index] and index == len(self.sizes) - 1
-            self._report(index, image, losses, step, last)
+            self._report(index, image, losses, 0, 0, last)
         return image.detach().float().contiguous().clamp(0, 1)
 
-    def _recover(self, last_good: torch.Tensor) -> tuple[torch.Tensor, torch.optim.Optimizer]:
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.cancelled:
+            raise Cancelled("the run was cancelled")
+
+    def _recover(self, last_good: torch.Tensor | None, plan: memory.ScalePlan
+                 ) -> tuple[torch.Tensor, torch.optim.Optimizer, Network]:
         """A step went non-finite: fall back to float32 and restart from the last good image.
 
         Reduced precision can overflow on extreme inputs; float32 does not, so a run never
         ends in NaN."""
-        if self.dtype == torch.float32:
+        if last_good is None:
             raise SettingsError("learning_rate", "the optimisation diverged; lower it or "
                                 "use optimizer 'lbfgs'")
         self.dtype = torch.float32
         image = last_good.requires_grad_(True)
-        return image, _optimizer(self.settings, image)
+        network = Network(self.engine.model, self.settings.pooling, self.dtype, self.device)
+        return image, _optimizer(plan, self.settings, image), network
 
-    def _report(self, index: int, image: torch.Tensor, losses: dict[str, float], step: int,
-                last: bool) -> None:
+    def _report(self, index: int, image: torch.Tensor | None, losses: dict[str, float],
+                tile: int, tiles: int, last: bool = False) -> None:
         if self.callback is None:
             return
+        done = self.done_units + (self.units[index] / self.iterations[index] * tile / tiles
+                                  if tiles else 0.0)
         elapsed = time.perf_counter() - self.started
-        remaining = sum(self.units) - self.done_units
-        eta = elapsed * remaining / self.done_units if self.done_units else None
+        eta = elapsed * (sum(self.units) - done) / done if done else None
         every = self.settings.preview_every
         preview = None
-        if last or (every and self.done_iterations % every == 0):
+        if image is not None and (last or (every and self.done_iterations % every == 0)):
             preview = self._preview(image)
         self.callback(Progress(
             iteration=self.done_iterations, total=sum(self.iterations), scale=index + 1,
             scales=len(self.sizes), losses=dict(losses), elapsed=elapsed, eta=eta,
-            preview=preview,
+            preview=preview, tile=tile, tiles=tiles,
+            plan=self.plans[index].describe(*self.sizes[index]),
         ))
 
     def _preview(self, image: torch.Tensor) -> Image.Image:
         current = image.detach().float().clamp(0, 1)
-        size = tuple(current.shape[-2:])
+        size = fit(*current.shape[-2:], min(PREVIEW_SIDE, max(current.shape[-2:])))
+        current = images.resize(current, size)
         rgb = images.to_numpy(self._colour(current, images.resize(self.content, size)))
         if self.alpha is not None:
             alpha = Image.fromarray(self.alpha.astype(np.float32), "F").resize(
@@ -342,37 +382,28 @@ class _Run:
         return images.replace_luminance(content, images.luminance(image))
 
 
-def _optimizer(settings: Settings, image: torch.Tensor) -> torch.optim.Optimizer:
-    if settings.optimizer == "adam":
+def _optimizer(plan: memory.ScalePlan, settings: Settings, image: torch.Tensor
+               ) -> torch.optim.Optimizer:
+    if plan.optimizer == "adam":
         return torch.optim.Adam([image], lr=settings.learning_rate)
     # One function evaluation per step, so an iteration is one forward and backward pass.
-    return torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=20,
+    return torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=plan.history,
                              tolerance_grad=0, tolerance_change=0)
 
 
-def _layout(image: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Channels-last memory on CPU and CUDA, where it speeds up convolutions."""
-    if device.type == "mps":
-        return image.contiguous()
-    return image.contiguous(memory_format=torch.channels_last)
+def _feature_tiles(image: torch.Tensor, layers: tuple[str, ...], dtype: torch.dtype,
+                   budget: int) -> list[tiling.Tile]:
+    """Tiles for a forward pass without a graph (the targets), within what the budget
+    leaves beside the image-sized buffers."""
+    height, width = image.shape[-2:]
+    spare = max(budget - memory.fixed_bytes(height * width, (), height * width), 0)
+    per_pixel = memory.activation_bytes(layers, _bytes(dtype), graph=False)
+    return tiling.plan(height, width, layers,
+                       max(int(spare // per_pixel), tiling.smallest_crop(layers)))
 
 
-def _scale_sizes(height: int, width: int, settings: Settings) -> list[tuple[int, int]]:
-    """Processing sizes, coarse to fine. Never above the content's own size, and scales
-    that would be under ``MIN_SCALE_SIDE`` are dropped (a tiny image runs fewer scales)."""
-    longest = min(settings.size, max(height, width))
-    sizes: list[tuple[int, int]] = []
-    for level in reversed(range(settings.scales)):
-        side = round(longest / 2**level)
-        size = images.fit(height, width, side)
-        if (min(size) >= MIN_SCALE_SIDE or level == 0) and size not in sizes:
-            sizes.append(size)
-    return sizes
-
-
-def _normalised(weights: dict[str, float]) -> dict[str, float]:
-    total = sum(weights.values())
-    return {name: weight / total for name, weight in weights.items() if weight > 0}
+def _bytes(dtype: torch.dtype) -> int:
+    return torch.finfo(dtype).bits // 8
 
 
 def _blend_weights(weights: Sequence[float] | None, count: int) -> list[float]:

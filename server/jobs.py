@@ -76,7 +76,8 @@ class JobManager:
                 id=job_id, seq=self.store.next_seq(), state=QUEUED, created=time.time(),
                 settings=json.dumps(submission.settings.to_dict()), styles=len(submission.styles),
                 form=submission.form.to_json(), has_mask=submission.mask is not None,
-                total=submission.settings.total_iterations,
+                total=submission.settings.total_iterations(submission.form.height,
+                                                           submission.form.width),
                 style_weights=json.dumps(submission.style_weights)
                 if submission.style_weights is not None else None,
             )

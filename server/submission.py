@@ -58,7 +58,8 @@ def parse_submission(form: MultiDict, files: MultiDict, limits: Limits) -> Submi
         form=content_form,
         styles=styles,
         style_weights=_style_weights(form.get("style_weights"), len(styles)),
-        settings=_settings(form.get("settings"), limits),
+        settings=_settings(form.get("settings"), limits, content_form.height,
+                           content_form.width),
         mask=mask_bytes,
     )
 
@@ -90,7 +91,7 @@ def _style_weights(text: str | None, count: int) -> list[float] | None:
     return [float(w) for w in weights]
 
 
-def _settings(text: str | None, limits: Limits) -> Settings:
+def _settings(text: str | None, limits: Limits, height: int, width: int) -> Settings:
     try:
         values = json.loads(text) if text else {}
     except ValueError:
@@ -107,8 +108,9 @@ def _settings(text: str | None, limits: Limits) -> Settings:
         settings = Settings.from_dict(values)
     except SettingsError as error:
         raise ApiError(400, "bad_settings", str(error), setting=error.setting) from None
-    if settings.total_iterations > limits.max_iterations:
+    iterations = settings.total_iterations(height, width)
+    if iterations > limits.max_iterations:
         raise ApiError(400, "too_many_iterations",
-                       f"these settings run {settings.total_iterations} iterations; the server's "
+                       f"these settings run {iterations} iterations; the server's "
                        f"limit is {limits.max_iterations}", setting="iterations")
     return settings

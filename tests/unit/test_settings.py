@@ -27,7 +27,7 @@ def test_paper_preset_follows_the_reference_paper():
 def test_overrides_apply_on_top_of_the_preset():
     settings = Settings.from_dict({"preset": "high", "iterations": 7})
     assert settings.iterations == 7 and settings.size == PRESETS["high"]["size"]
-    assert settings.total_iterations == settings.initial_iterations + 2 * 7
+    assert settings.total_iterations() == settings.initial_iterations + 2 * 7
 
 
 @pytest.mark.parametrize(

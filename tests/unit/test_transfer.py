@@ -9,7 +9,6 @@ from PIL import Image
 
 from nst_engine import Cancelled, CancelToken, ImageError, Progress, Settings, SettingsError
 from nst_engine.images import luminance, match_color, to_tensor
-from nst_engine.transfer import _scale_sizes
 
 
 def run(engine, content, style, settings, **options):
@@ -67,8 +66,8 @@ def test_multi_scale_runs_coarse_to_fine(engine, style, tiny):
 
 def test_scale_sizes_never_upscale_and_skip_tiny_scales():
     settings = Settings.from_preset("balanced", size=512, scales=3)
-    assert _scale_sizes(1000, 2000, settings) == [(64, 128), (128, 256), (256, 512)]
-    assert _scale_sizes(48, 48, settings) == [(48, 48)]  # 24 and 12 px are too small
+    assert settings.scale_sizes(1000, 2000) == [(64, 128), (128, 256), (256, 512)]
+    assert settings.scale_sizes(48, 48) == [(48, 48)]  # 24 and 12 px are too small
 
 
 def test_seeded_runs_repeat(engine, content, style, tiny):

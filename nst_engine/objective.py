@@ -1,0 +1,220 @@
+"""The loss of Gatys et al. and its exact gradient, over the whole image or tile by tile.
+
+    loss = content_weight * content + style_weight * style + tv_weight * tv
+
+The style term compares Gram matrices, which sum over *every* position of a feature map, so
+a tile cannot be optimised on its own without changing the result: tiles stylised apart get
+their own colours and seams. Here a tiled evaluation is the untiled one, reordered:
+
+1. A forward pass over each tile adds its core's share to the Gram matrices.
+2. With the whole image's Gram matrices known, the style loss and its derivative with respect
+   to each Gram matrix (a small C x C residual) are known too.
+3. A second pass runs forward and backward over each tile against that residual. The
+   gradient of <residual, share of the tile's core> with respect to the tile's pixels is
+   exactly the tile's contribution to the untiled gradient, halo included; the contributions
+   add up into the image's gradient.
+
+The content loss is a sum over positions, so each tile adds its own part. The last tile of the
+first pass keeps its graph and is the first to be differentiated, so a single tile (the
+untiled case) costs one forward and one backward pass, as before tiling existed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+
+from .device import autocast
+from .losses import relative_mse, squared_error_share, total_variation
+from .settings import Settings
+from .tiling import Tile, feature_length
+from .vgg import VGG19
+
+#: Called after each pass over a tile with (tiles done, tiles per evaluation); it may raise
+#: to stop the run (cancellation).
+TileCallback = Callable[[int, int], None]
+
+
+def layout(image: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Channels-last memory on CPU and CUDA, where it speeds up convolutions."""
+    if device.type == "mps":
+        return image.contiguous()
+    return image.contiguous(memory_format=torch.channels_last)
+
+
+class Network:
+    """VGG-19 applied to an image in tiles, with the run's pooling, precision and device."""
+
+    def __init__(self, model: VGG19, pooling: str, dtype: torch.dtype,
+                 device: torch.device) -> None:
+        self.model, self.pooling, self.dtype, self.device = model, pooling, dtype, device
+
+    def features(self, crop: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        with autocast(self.device, self.dtype):
+            return self.model(layout(crop, self.device), layers, self.pooling)
+
+    def core(self, image: torch.Tensor, tile: Tile, layers: tuple[str, ...], *,
+             track: bool = False) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The features of ``tile``'s core at ``layers``, and the tile's crop.
+
+        With ``track`` the crop is a leaf whose graph leads to the features, to be
+        differentiated; otherwise no graph is kept."""
+        height, width = image.shape[-2:]
+        rows, cols = tile.crop()
+        crop = image.detach()[..., rows, cols].clone().requires_grad_(track)
+        with torch.set_grad_enabled(track):
+            features = self.features(crop, layers)
+            cores = {name: _core(features[name], tile, name, height, width) for name in layers}
+        return cores, crop
+
+    def feature_maps(self, image: torch.Tensor, layers: tuple[str, ...],
+                     tiles: list[Tile]) -> dict[str, torch.Tensor]:
+        """The whole image's feature maps at ``layers``, assembled from the tiles' cores."""
+        height, width = image.shape[-2:]
+        maps: dict[str, torch.Tensor] = {}
+        for tile in tiles:
+            cores, _ = self.core(image, tile, layers)
+            for name, core in cores.items():
+                if name not in maps:
+                    size = (feature_length(height, name), feature_length(width, name))
+                    maps[name] = core.new_empty((*core.shape[:2], *size))
+                _, (rows, cols) = tile.features(name, height, width)
+                maps[name][..., rows, cols] = core
+            del cores
+        return maps
+
+    def gram_matrices(self, image: torch.Tensor, layers: tuple[str, ...],
+                      tiles: list[Tile]) -> dict[str, torch.Tensor]:
+        """The whole image's Gram matrices at ``layers``, summed over the tiles' cores."""
+        sums = GramSums(image.shape[-2:])
+        for tile in tiles:
+            sums.add(self.core(image, tile, layers)[0])
+        return sums.grams()
+
+
+class GramSums:
+    """Gram matrices accumulated core by core, then divided by the whole map's size."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        self.height, self.width = size
+        self._sums: dict[str, torch.Tensor] = {}
+
+    def add(self, cores: Mapping[str, torch.Tensor]) -> None:
+        for name, core in cores.items():
+            flat = core.detach().float().flatten(2)[0]
+            part = flat @ flat.T
+            self._sums[name] = self._sums[name] + part if name in self._sums else part
+
+    def positions(self, name: str) -> int:
+        return feature_length(self.height, name) * feature_length(self.width, name)
+
+    def grams(self) -> dict[str, torch.Tensor]:
+        return {name: total / self.positions(name) for name, total in self._sums.items()}
+
+
+class Objective:
+    """Evaluates the loss at an image and fills ``image.grad`` with its exact gradient.
+
+    ``content_targets`` are whole-image feature maps at the content layers, ``style_targets``
+    Gram matrices at the style layers (see :meth:`StyleTransfer.style_targets`); ``tiles``
+    cover the image (one tile: untiled)."""
+
+    def __init__(self, network: Network, settings: Settings,
+                 content_targets: Mapping[str, torch.Tensor],
+                 style_targets: Mapping[str, torch.Tensor], tiles: list[Tile],
+                 on_tile: TileCallback | None = None) -> None:
+        self.network, self.settings, self.tiles = network, settings, tiles
+        self.on_tile = on_tile
+        self.content_targets = dict(content_targets)
+        self.content_energy = {name: target.float().square().mean()
+                               for name, target in content_targets.items()}
+        self.style_targets = dict(style_targets)
+        total = sum(settings.style_layers.values())
+        self.style_weights = {name: weight / total
+                              for name, weight in settings.style_layers.items() if weight > 0}
+        self.style_layers = tuple(self.style_weights)
+        self.layers = tuple(dict.fromkeys((*settings.content_layers, *self.style_layers)))
+
+    @property
+    def passes(self) -> int:
+        """Passes over a tile per evaluation: one when untiled, else two per tile."""
+        return 1 if len(self.tiles) == 1 else 2 * len(self.tiles)
+
+    def __call__(self, image: torch.Tensor) -> dict[str, float]:
+        """The loss terms and their weighted ``total`` at ``image``; sets ``image.grad``."""
+        settings, tiles = self.settings, self.tiles
+        height, width = image.shape[-2:]
+        done = 0
+
+        # Pass 1: the whole image's Gram matrices; the last tile keeps its graph.
+        sums = GramSums((height, width))
+        for index, tile in enumerate(tiles):
+            cores, crop = self.network.core(image, tile, self.layers,
+                                            track=index == len(tiles) - 1)
+            sums.add({name: cores[name] for name in self.style_layers})
+            if len(tiles) > 1:
+                done = self._tile_done(done)
+        grams = {name: gram.requires_grad_(True) for name, gram in sums.grams().items()}
+        style = torch.stack([
+            weight * relative_mse(grams[name], self.style_targets[name])
+            for name, weight in self.style_weights.items()
+        ]).sum()
+        residuals = dict(zip(grams, torch.autograd.grad(settings.style_weight * style,
+                                                        list(grams.values())), strict=True))
+
+        # Pass 2: each tile's share of the gradient, the kept (last) tile first.
+        grad = torch.zeros_like(image)
+        content = torch.zeros((), device=image.device)
+        for index, tile in enumerate([tiles[-1], *tiles[:-1]]):
+            if index > 0:
+                cores, crop = self.network.core(image, tile, self.layers, track=True)
+            part = self._content_share(cores, tile, height, width)
+            content += part.detach()
+            surrogate = settings.content_weight * part
+            for name in self.style_layers:
+                flat = cores[name].float().flatten(2)[0]
+                share = (flat @ flat.T) / sums.positions(name)
+                surrogate = surrogate + (residuals[name] * share).sum()
+            surrogate.backward()
+            del cores
+            rows, cols = tile.crop()
+            grad[..., rows, cols] += crop.grad
+            done = self._tile_done(done)
+
+        terms = {"content": content, "style": style.detach()}
+        if settings.tv_weight > 0:
+            leaf = image.detach().requires_grad_(True)
+            terms["tv"] = total_variation(leaf)
+            (settings.tv_weight * terms["tv"]).backward()
+            grad += leaf.grad
+        else:
+            terms["tv"] = torch.zeros(())
+        image.grad = grad
+        values = {name: value.item() for name, value in terms.items()}
+        values["total"] = (settings.content_weight * values["content"]
+                           + settings.style_weight * values["style"]
+                           + settings.tv_weight * values["tv"])
+        return values
+
+    def _content_share(self, cores: Mapping[str, torch.Tensor], tile: Tile, height: int,
+                       width: int) -> torch.Tensor:
+        """The tile's part of the mean relative error at the content layers."""
+        parts = []
+        for name, target in self.content_targets.items():
+            (_, _), (rows, cols) = tile.features(name, height, width)
+            parts.append(squared_error_share(cores[name], target[..., rows, cols],
+                                             target.numel(), self.content_energy[name]))
+        return torch.stack(parts).mean()
+
+    def _tile_done(self, done: int) -> int:
+        done += 1
+        if self.on_tile is not None:
+            self.on_tile(done, self.passes)
+        return done
+
+
+def _core(features: torch.Tensor, tile: Tile, layer: str, height: int, width: int
+          ) -> torch.Tensor:
+    (rows, cols), _ = tile.features(layer, height, width)
+    return features[..., rows, cols]
