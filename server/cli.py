@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (NSTError, OSError, ValueError) as error:
+    except (NSTError, OSError, ValueError, plugin_install.PluginInstallError) as error:
         print(f"nst-server: {error}", file=sys.stderr)
         return 1
 
