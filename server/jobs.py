@@ -51,6 +51,9 @@ class JobManager:
         self.workers = workers
         self._queue: deque[str] = deque()
         self._ready = threading.Condition()
+        # Written by workers and the sweeper while request threads read it: every access
+        # holds this lock, so no thread iterates it while another one changes its size.
+        self._live_lock = threading.Lock()
         self._live: dict[str, LiveProgress] = {}
         self._average_s = _FIRST_GUESS_S
         self._stopping = False
@@ -106,11 +109,17 @@ class JobManager:
                 continue  # cancelled or expired while it waited
             if self.store.transition(job_id, (QUEUED,), state=RUNNING, started=time.time(),
                                      attempts=record.attempts + 1):
-                self._live[job_id] = LiveProgress()
+                with self._live_lock:
+                    self._live[job_id] = LiveProgress()
                 return self.store.get(job_id)
 
     def live(self, job_id: str) -> LiveProgress:
-        return self._live.setdefault(job_id, LiveProgress())
+        with self._live_lock:
+            return self._live.setdefault(job_id, LiveProgress())
+
+    def _live_of(self, job_id: str) -> LiveProgress | None:
+        with self._live_lock:
+            return self._live.get(job_id)
 
     def report(self, job_id: str, progress: Progress) -> None:
         live = self.live(job_id)
@@ -132,7 +141,7 @@ class JobManager:
             log.warning("job %s failed: %s", job_id, message)
 
     def _learn_duration(self, job_id: str) -> None:
-        live = self._live.get(job_id)
+        live = self._live_of(job_id)
         if live is not None:
             self._average_s = 0.7 * self._average_s + 0.3 * (time.monotonic() - live.started)
 
@@ -147,7 +156,7 @@ class JobManager:
 
     def status(self, job_id: str) -> dict:
         record = self.get(job_id)
-        live = self._live.get(job_id)
+        live = self._live_of(job_id)
         iteration = record.total if record.state == DONE else (live.iteration if live else 0)
         elapsed = None
         if record.started is not None:
@@ -185,7 +194,7 @@ class JobManager:
             with self._ready:
                 if job_id in self._queue:
                     self._queue.remove(job_id)
-            live = self._live.get(job_id)
+            live = self._live_of(job_id)
             if live is not None:
                 live.cancel.cancel()  # the worker stops within one iteration
             log.info("job %s cancelled", job_id)
@@ -193,7 +202,7 @@ class JobManager:
 
     def preview(self, job_id: str, size: int) -> bytes:
         self.get(job_id)
-        live = self._live.get(job_id)
+        live = self._live_of(job_id)
         if live is None or live.preview is None:
             raise ApiError(404, "no_preview", "no preview yet: the first one comes after a few "
                            "iterations")
@@ -245,7 +254,8 @@ class JobManager:
                                      self.config.unfetched_ttl_s)
         for job_id in expired:
             self.store.delete(job_id)
-            self._live.pop(job_id, None)
+            with self._live_lock:
+                self._live.pop(job_id, None)
         return len(expired)
 
     @property
@@ -263,7 +273,9 @@ class JobManager:
         with self._ready:
             self._stopping = True
             self._ready.notify_all()
-        for live in self._live.values():
+        with self._live_lock:  # a snapshot: workers and the sweeper go on changing the dict
+            running = list(self._live.values())
+        for live in running:
             live.cancel.cancel()
 
 
