@@ -12,7 +12,7 @@ from nst_engine import StyleTransfer
 
 from . import __version__, api
 from .config import ServerConfig
-from .errors import ApiError, register_error_handlers
+from .http_errors import ApiError, register_error_handlers
 from .jobs import JobManager
 from .security import WILDCARDS, allowed_hosts, host_allowed
 from .store import JobStore
