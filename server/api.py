@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
@@ -22,11 +21,9 @@ from .http_errors import ApiError, error_response
 from .imagecodec import EncodedResult
 from .jobs import JobManager
 from .security import token_matches
+from .service import Service
 from .store import TERMINAL
 from .submission import parse_submission
-
-if TYPE_CHECKING:  # server.app imports this module
-    from .app import Service
 
 bp = Blueprint("v1", __name__, url_prefix="/v1")
 
