@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8765"
-TERMINAL_STATES = ("done", "failed", "cancelled")
 START_HINT = "Start it with `nst-server` in a terminal, then try again."
 
 
