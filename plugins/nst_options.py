@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_CONTENT_WEIGHT",
     "DEFAULT_STYLE_WEIGHT",
     "PRESETS",
+    "describe_health",
     "describe_progress",
     "engine_settings",
     "format_eta",
@@ -80,3 +81,12 @@ def describe_progress(status: dict) -> str:
         f"Iteration {status.get('iteration', 0)} of {status.get('total', '?')}, "
         f"{format_eta(status.get('eta'))}"
     )
+
+
+def describe_health(health: dict) -> str:
+    """The dialogs' one-line server status from ``GET /v1/health``: connected, device, queue.
+
+    One text for both editors, so an artist (or a support answer) reads the same line in each."""
+    queue = health.get("queue_length") or 0
+    waiting = "queue empty" if not queue else f"{queue} job{'s' if queue != 1 else ''} queued"
+    return f"Server connected: {health.get('device', '?')}, {waiting}"

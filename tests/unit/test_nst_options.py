@@ -31,6 +31,18 @@ def test_dialog_choices_become_server_settings():
         nst_options.engine_settings("ultra")
 
 
+def test_one_server_status_line_for_both_dialogs():
+    assert nst_options.describe_health({"device": "cuda:0", "queue_length": 2}) == (
+        "Server connected: cuda:0, 2 jobs queued"
+    )
+    assert nst_options.describe_health({"device": "cpu", "queue_length": 1}) == (
+        "Server connected: cpu, 1 job queued"
+    )
+    assert nst_options.describe_health({"device": "cpu", "queue_length": 0}) == (
+        "Server connected: cpu, queue empty"
+    )
+
+
 def test_layer_name_and_progress_text():
     assert nst_options.layer_name("/art/Starry Night.jpg") == "Starry Night (style transfer)"
     assert nst_options.format_eta(None) == "estimating time left..."
