@@ -15,6 +15,7 @@ from pathlib import Path
 
 __all__ = [
     "DEFAULT_CONTENT_WEIGHT",
+    "DEFAULT_PRESET",
     "DEFAULT_STYLE_WEIGHT",
     "PRESETS",
     "describe_health",
@@ -25,7 +26,10 @@ __all__ = [
     "slider_factor",
 ]
 
+# The engine's presets, default preset and default weights, copied because the editors cannot
+# import the engine; tests/unit/test_nst_options.py fails when they drift apart.
 PRESETS = ("draft", "balanced", "high", "paper")
+DEFAULT_PRESET = "balanced"
 DEFAULT_STYLE_WEIGHT = 10.0
 DEFAULT_CONTENT_WEIGHT = 1.0
 
@@ -36,7 +40,7 @@ def slider_factor(value: int) -> float:
 
 
 def engine_settings(
-    preset: str = "balanced",
+    preset: str = DEFAULT_PRESET,
     strength: int = 50,
     content_kept: int = 50,
     preserve_colors: bool = False,

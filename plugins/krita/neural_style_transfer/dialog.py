@@ -177,7 +177,7 @@ class StyleTransferDialog(QtWidgets.QDialog):
         saved = _read_setting("options", {})
         self.strength.setValue(int(saved.get("strength", 50)))
         self.content.setValue(int(saved.get("content_kept", 50)))
-        self.preset.setCurrentText(saved.get("preset", "balanced"))
+        self.preset.setCurrentText(saved.get("preset", nst_options.DEFAULT_PRESET))
         self.preserve.setChecked(bool(saved.get("preserve_colors", False)))
         self.seed.setValue(int(saved.get("seed", 0)))
         recent = _read_setting("recent_styles", [])

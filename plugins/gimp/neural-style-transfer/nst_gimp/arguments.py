@@ -108,7 +108,7 @@ def define(procedure: Gimp.ImageProcedure) -> None:
         "_Quality",
         "draft is quick; high and paper take much longer",
         presets,
-        "balanced",
+        nst_options.DEFAULT_PRESET,
         _FLAGS,
     )
     procedure.add_boolean_argument(
