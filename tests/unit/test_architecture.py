@@ -53,3 +53,11 @@ def test_only_the_web_layer_speaks_http():
     assert {m for m, imported in graph.items() if "http_errors" in imported} == {"app", "api"}
     for module in ("jobs", "imagecodec", "submission", "store", "worker", "service", "errors"):
         assert "flask" not in _third_party(module), module
+
+
+def test_every_domain_error_has_an_http_status():
+    """A new domain error without a status would answer 500 instead of saying what is wrong."""
+    from server.api import STATUS
+    from server.errors import ServerError
+
+    assert set(ServerError.__subclasses__()) == set(STATUS)
