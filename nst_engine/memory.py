@@ -160,7 +160,7 @@ def plan_scale(height: int, width: int, *, layers: tuple[str, ...],
         history = 0
     state = (2 * history + 5) * IMAGE * pixels if optimizer == "lbfgs" else 3 * IMAGE * pixels
     for_tiles = rest - state
-    smallest = min(pixels, tiling.smallest_crop(layers))
+    smallest = tiling.smallest_crop(height, width, layers)
     if for_tiles < smallest * per_pixel:
         raise BudgetError(int(fixed + state + smallest * per_pixel), budget, height, width)
     tiles = tiling.plan(height, width, layers, int(for_tiles // per_pixel))

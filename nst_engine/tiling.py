@@ -111,29 +111,30 @@ def plan(height: int, width: int, layers: tuple[str, ...] | list[str],
     """The fewest tiles whose crops each hold at most ``max_crop_pixels`` pixels.
 
     One tile (the whole image) when it fits; otherwise the grid with the fewest tiles, and
-    of those the squarest, since every extra tile costs another halo. Raises
-    ``ValueError`` when even tiles of the smallest core (:func:`min_core`) are over the
-    limit."""
+    of those the squarest, since every extra tile costs another halo. Raises ``ValueError``
+    when even the finest grid (cores of :func:`min_core`) has a larger crop."""
     if height * width <= max_crop_pixels:
         return [Tile(Span(0, height, 0, height), Span(0, width, 0, width))]
-    align, context = alignment(layers), halo(layers)
-
-    def longest_crops(length: int) -> list[int]:
-        # Entry k: the longest crop when the axis is cut into k + 1 parts.
-        most = max(1, length // min_core(layers))
-        return [max(s.crop_stop - s.crop_start for s in spans(length, parts, align, context))
-                for parts in range(1, most + 1)]
-
-    row_crops, col_crops = longest_crops(height), longest_crops(width)
+    row_crops, col_crops = _longest_crops(height, layers), _longest_crops(width, layers)
     grids = [(r * c, abs(r - c), r, c)
              for r, row_crop in enumerate(row_crops, start=1)
              for c, col_crop in enumerate(col_crops, start=1)
              if row_crop * col_crop <= max_crop_pixels]
     if not grids:
-        raise ValueError(f"a tile needs at least {smallest_crop(layers)} pixels")
+        raise ValueError(f"a tile needs at least {smallest_crop(height, width, layers)} pixels")
     _, _, rows, cols = min(grids)
+    align, context = alignment(layers), halo(layers)
     return [Tile(r, c) for r in spans(height, rows, align, context)
             for c in spans(width, cols, align, context)]
+
+
+def _longest_crops(length: int, layers: tuple[str, ...] | list[str]) -> list[int]:
+    """Entry k: the longest crop when an axis of ``length`` is cut into k + 1 parts."""
+    align, context = alignment(layers), halo(layers)
+    most = max(1, length // min_core(layers))
+    return [max(s.crop_stop - s.crop_start for s in spans(length, parts, align, context))
+            for parts in range(1, most + 1)]
+
 
 def min_core(layers: tuple[str, ...] | list[str]) -> int:
     """The smallest core worth a tile: twice the halo. Smaller cores would spend most of
@@ -141,6 +142,6 @@ def min_core(layers: tuple[str, ...] | list[str]) -> int:
     return max(2 * halo(layers), alignment(layers))
 
 
-def smallest_crop(layers: tuple[str, ...] | list[str]) -> int:
-    """Pixels in the crop of the smallest interior tile :func:`plan` makes."""
-    return (min_core(layers) + 2 * halo(layers)) ** 2
+def smallest_crop(height: int, width: int, layers: tuple[str, ...] | list[str]) -> int:
+    """Pixels in the largest crop of the finest grid :func:`plan` makes for this image."""
+    return min(_longest_crops(height, layers)) * min(_longest_crops(width, layers))

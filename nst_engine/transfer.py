@@ -399,7 +399,7 @@ def _feature_tiles(image: torch.Tensor, layers: tuple[str, ...], dtype: torch.dt
     spare = max(budget - memory.fixed_bytes(height * width, (), height * width), 0)
     per_pixel = memory.activation_bytes(layers, _bytes(dtype), graph=False)
     return tiling.plan(height, width, layers,
-                       max(int(spare // per_pixel), tiling.smallest_crop(layers)))
+                       max(int(spare // per_pixel), tiling.smallest_crop(height, width, layers)))
 
 
 def _bytes(dtype: torch.dtype) -> int:

@@ -2,7 +2,10 @@
 
 Why standard library only: Krita's and GIMP's embedded Pythons ship without ``requests``, and
 artists should not have to install packages into their editor. Why one file: the installers copy
-this module beside each plugin, so both editors speak to the server through exactly the same code.
+this module beside each plugin, so both editors speak to the server through exactly the same code:
+the HTTP calls (:class:`Client`), the raw pixel layout both editors send (:class:`PixelLayout`),
+and the whole job as a plugin runs it, submit, wait, fetch and check (:func:`run_job`). Each
+plugin keeps only its editor's glue: reading and writing layers, and its UI.
 
 Kept to Python 3.8 syntax (annotations are strings via ``from __future__``) so it runs in any
 editor Python from 3.8 up to 3.13.
@@ -21,6 +24,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +36,20 @@ __all__ = [
     "JobCancelled",
     "JobFailed",
     "NSTClientError",
+    "PixelLayout",
     "QueueFull",
     "ServerGone",
     "ServerUnavailable",
+    "StyleRequest",
     "config_dir",
     "connection_file",
+    "run_job",
 ]
 
 DEFAULT_URL = "http://127.0.0.1:8765"
-TERMINAL_STATES = ("done", "failed", "cancelled")
 START_HINT = "Start it with `nst-server` in a terminal, then try again."
+#: Bytes per sample of each raw sample type the server takes.
+SAMPLE_BYTES = {"u8": 1, "u16": 2, "f16": 2, "f32": 4}
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -97,6 +105,45 @@ class JobCancelled(NSTClientError):
     def __init__(self, job_id: str) -> None:
         super().__init__("The style transfer was cancelled.")
         self.job_id = job_id
+
+
+# ---------------------------------------------------------------------------------- raw pixels
+@dataclass(frozen=True)
+class PixelLayout:
+    """Raw pixels as an editor hands them over: interleaved, four channels, little-endian.
+
+    ``channels`` ("RGBA" or "BGRA") and ``sample`` ("u8", "u16", "f16" or "f32") are named as the
+    server's ``layout`` field names them; each plugin only says which layout its editor uses.
+    The server answers in the same layout, so the result goes back into the editor unconverted.
+    """
+
+    channels: str
+    sample: str
+
+    @property
+    def bytes_per_sample(self) -> int:
+        return SAMPLE_BYTES[self.sample]
+
+    def byte_count(self, width: int, height: int) -> int:
+        return width * height * 4 * self.bytes_per_sample
+
+    def as_dict(self, width: int, height: int) -> dict:
+        """The server's ``layout`` field for an image of this size."""
+        return {"width": width, "height": height, "channels": self.channels, "sample": self.sample}
+
+
+@dataclass
+class StyleRequest:
+    """Everything a plugin sends, read from the editor up front so no editor object is needed
+    while the job runs (on a worker thread, or while the editor waits)."""
+
+    pixels: bytes
+    width: int
+    height: int
+    layout: PixelLayout
+    styles: list[str]
+    settings: dict = field(default_factory=dict)
+    mask: bytes | None = None
 
 
 # ------------------------------------------------------------------------------------ discovery
@@ -286,7 +333,7 @@ class Client:
         mask: bytes | None = None,
     ) -> str:
         """Send raw interleaved pixels (``channels`` "RGBA"/"BGRA", ``sample`` u8/u16/f16/f32)."""
-        layout = {"width": width, "height": height, "channels": channels, "sample": sample}
+        layout = PixelLayout(channels, sample).as_dict(width, height)
         content = ("content", "content.raw", "application/octet-stream", bytes(pixels))
         return self._submit(
             content, [("layout", json.dumps(layout))], styles, settings, style_weights, mask
@@ -398,3 +445,48 @@ class Client:
             if state == "cancelled":
                 raise JobCancelled(job_id)
             time.sleep(poll_interval)
+
+
+# ------------------------------------------------------------------------------------- a job
+def run_job(
+    client: Client,
+    request: StyleRequest,
+    *,
+    on_status: Callable[[dict], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    job_id: str | None = None,
+    on_job_id: Callable[[str], None] | None = None,
+    while_running: Callable[[str], contextlib.AbstractContextManager] | None = None,
+) -> bytes:
+    """Submit ``request`` (or resume ``job_id``), wait, fetch the result and check its size.
+
+    The flow both plugins run; blocks, so call it off the editor's UI thread. ``on_job_id``
+    hears the id as soon as the server has it (a plugin keeps it to resume after ServerGone);
+    ``while_running(job_id)`` is a context manager held while the job runs (GIMP's watchdog
+    that cancels the job should GIMP kill the plug-in). Returns the result in
+    ``request.layout``; raises the errors above, whose messages say what to do.
+    """
+    if job_id is None:
+        job_id = client.submit_raw(
+            request.pixels,
+            request.width,
+            request.height,
+            request.layout.channels,
+            request.layout.sample,
+            request.styles,
+            request.settings,
+            mask=request.mask,
+        )
+    if on_job_id is not None:
+        on_job_id(job_id)
+    with while_running(job_id) if while_running is not None else contextlib.nullcontext():
+        client.wait(job_id, on_progress=on_status, should_cancel=should_cancel)
+        data = client.result(job_id)
+    expected = request.layout.byte_count(request.width, request.height)
+    if len(data) != expected:
+        raise NSTClientError(
+            f"The server sent {len(data)} bytes instead of {expected}; the result was not "
+            f"applied. Update the server (`nst-server --version`) and the plugin together "
+            f"(`nst-server install-plugin krita` or `gimp`)."
+        )
+    return data

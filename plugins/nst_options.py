@@ -15,8 +15,10 @@ from pathlib import Path
 
 __all__ = [
     "DEFAULT_CONTENT_WEIGHT",
+    "DEFAULT_PRESET",
     "DEFAULT_STYLE_WEIGHT",
     "PRESETS",
+    "describe_health",
     "describe_progress",
     "engine_settings",
     "format_eta",
@@ -24,7 +26,10 @@ __all__ = [
     "slider_factor",
 ]
 
+# The engine's presets, default preset and default weights, copied because the editors cannot
+# import the engine; tests/unit/test_nst_options.py fails when they drift apart.
 PRESETS = ("draft", "balanced", "high", "paper")
+DEFAULT_PRESET = "balanced"
 DEFAULT_STYLE_WEIGHT = 10.0
 DEFAULT_CONTENT_WEIGHT = 1.0
 
@@ -35,7 +40,7 @@ def slider_factor(value: int) -> float:
 
 
 def engine_settings(
-    preset: str = "balanced",
+    preset: str = DEFAULT_PRESET,
     strength: int = 50,
     content_kept: int = 50,
     preserve_colors: bool = False,
@@ -80,3 +85,12 @@ def describe_progress(status: dict) -> str:
         f"Iteration {status.get('iteration', 0)} of {status.get('total', '?')}, "
         f"{format_eta(status.get('eta'))}"
     )
+
+
+def describe_health(health: dict) -> str:
+    """The dialogs' one-line server status from ``GET /v1/health``: connected, device, queue.
+
+    One text for both editors, so an artist (or a support answer) reads the same line in each."""
+    queue = health.get("queue_length") or 0
+    waiting = "queue empty" if not queue else f"{queue} job{'s' if queue != 1 else ''} queued"
+    return f"Server connected: {health.get('device', '?')}, {waiting}"

@@ -1,7 +1,10 @@
 """The ``/v1`` HTTP API: thin handlers over :class:`~server.jobs.JobManager`.
 
 Handlers only translate HTTP to calls and back; every decision (limits, states, what a result
-looks like) lives in the modules below them, where it is tested without a server.
+looks like) lives in the modules below them, where it is tested without a server
+(tests/unit/test_server_core.py). This is the one module that knows how those decisions look
+over HTTP: the status of each domain error (:data:`STATUS`), ``Retry-After``, and the
+``X-NST-*`` headers of a raw result.
 """
 
 from __future__ import annotations
@@ -9,21 +12,30 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
 from . import __version__, openapi
-from .errors import ApiError
+from .errors import BadInput, NoPreview, NotReady, QueueFull, ServerError, TooLarge, UnknownJob
+from .http_errors import ApiError, error_response
+from .imagecodec import EncodedResult
 from .jobs import JobManager
 from .security import token_matches
+from .service import Service
 from .store import TERMINAL
 from .submission import parse_submission
 
-if TYPE_CHECKING:  # server.app imports this module
-    from .app import Service
-
 bp = Blueprint("v1", __name__, url_prefix="/v1")
+
+#: The HTTP status of each domain error.
+STATUS: dict[type[ServerError], int] = {
+    BadInput: 400,
+    UnknownJob: 404,
+    NoPreview: 404,
+    NotReady: 409,
+    TooLarge: 413,
+    QueueFull: 429,
+}
 
 #: Endpoints a client may call without the token: discovery needs nothing secret.
 PUBLIC = frozenset({"v1.health", "v1.openapi_document"})
@@ -37,6 +49,22 @@ def _service() -> Service:
 
 def _jobs() -> JobManager:
     return _service().manager
+
+
+@bp.app_errorhandler(ServerError)
+def _domain_error(error: ServerError) -> Response:
+    headers = {"Retry-After": str(error.retry_after)} if isinstance(error, QueueFull) else {}
+    return error_response(STATUS[type(error)], error.code, error.message, headers, **error.extra)
+
+
+def _result_response(result: EncodedResult) -> Response:
+    """A raw result says its layout in headers, so a client can check what it got back."""
+    response = Response(result.body, content_type=result.media_type)
+    form = result.form
+    if form.kind == "raw":
+        response.headers.update({"X-NST-Width": str(form.width), "X-NST-Height": str(form.height),
+                                 "X-NST-Channels": form.channels, "X-NST-Sample": form.sample})
+    return response
 
 
 @bp.before_request
@@ -111,7 +139,7 @@ def job_events(job_id: str) -> Response:
             time.sleep(EVENT_INTERVAL_S)
             try:
                 status = _status(job_id)
-            except ApiError:  # expired while we watched
+            except UnknownJob:  # expired while we watched
                 return
 
     return Response(stream_with_context(stream()), mimetype="text/event-stream",
@@ -129,8 +157,4 @@ def job_preview(job_id: str) -> Response:
 
 @bp.get("/jobs/<job_id>/result")
 def job_result(job_id: str) -> Response:
-    body, meta_json = _jobs().result(job_id)
-    meta = json.loads(meta_json)
-    response = Response(body, content_type=meta["content_type"])
-    response.headers.update(meta["headers"])
-    return response
+    return _result_response(_jobs().result(job_id))

@@ -1,78 +1,21 @@
-"""The application factory: one :class:`Service` (store, queue, workers) behind a Flask app."""
+"""The application factory: one :class:`~server.service.Service` behind a Flask app.
+
+Only the web wiring is here (limits, error handlers, the Host check, the ``/v1`` blueprint);
+the service itself knows nothing of Flask, so the API can name it without an import cycle."""
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Sequence
 
 from flask import Flask, request
 
 from nst_engine import StyleTransfer
 
-from . import __version__, api
+from . import api
 from .config import ServerConfig
-from .errors import ApiError, register_error_handlers
-from .jobs import JobManager
+from .http_errors import ApiError, register_error_handlers
 from .security import WILDCARDS, allowed_hosts, host_allowed
-from .store import JobStore
-from .worker import Worker
-
-log = logging.getLogger(__name__)
-
-
-class Service:
-    """Everything the API serves from: the job store and queue, and one worker per device."""
-
-    def __init__(self, config: ServerConfig, engines: Sequence[StyleTransfer]) -> None:
-        self.config = config
-        self.store = JobStore(config.data_dir)
-        self.manager = JobManager(config, self.store, workers=len(engines))
-        self.workers = [Worker(self.manager, engine) for engine in engines]
-        self._stop = threading.Event()
-        self._sweeper = threading.Thread(target=self._sweep, daemon=True, name="nst-sweeper")
-
-    def start(self) -> None:
-        for worker in self.workers:
-            worker.start()
-        self._sweeper.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        """Stop taking jobs; a running job is interrupted and runs again at the next start."""
-        self._stop.set()
-        self.manager.stop()
-        for worker in self.workers:
-            worker.join(timeout)
-        self.store.close()
-
-    def health(self) -> dict:
-        first = self.workers[0].description
-        return {
-            "status": "ok",
-            "version": __version__,
-            "device": first["device"],
-            "devices": [worker.description["device"] for worker in self.workers],
-            "weights": first["weights"],
-            "precision": first["precision"],
-            "queue_length": self.manager.queue_length(),
-            "running": self.manager.running(),
-            "limits": self.config.limits.to_dict(),
-        }
-
-    def _sweep(self) -> None:
-        while not self._stop.wait(self.config.sweep_interval_s):
-            try:
-                removed = self.manager.sweep()
-            except Exception:
-                log.exception("could not remove expired jobs")
-                continue
-            if removed:
-                log.info("removed %d expired jobs", removed)
-
-
-def load_engines(config: ServerConfig) -> list[StyleTransfer]:
-    """One loaded model per configured device (slow: seconds each)."""
-    return [StyleTransfer(config.weights, device=device) for device in config.devices]
+from .service import Service, load_engines
 
 
 def create_app(config: ServerConfig, engines: Sequence[StyleTransfer] | None = None,

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (NSTError, OSError, ValueError) as error:
+    except (NSTError, OSError, ValueError, plugin_install.PluginInstallError) as error:
         print(f"nst-server: {error}", file=sys.stderr)
         return 1
 
@@ -50,7 +50,7 @@ def _serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         data_dir=args.data_dir or paths.data_dir(),
         token=load_or_create_token(config_dir),
-        host=args.host, port=args.port, devices=tuple(args.device or ["auto"]),
+        host=args.host, devices=tuple(args.device or ["auto"]),
         weights=args.weights, allow_hosts=tuple(args.allow_host),
         limits=Limits(max_queue=args.max_queue, max_pixels=args.max_pixels,
                       max_iterations=args.max_iterations),

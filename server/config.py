@@ -38,7 +38,6 @@ class ServerConfig:
     data_dir: Path
     token: str
     host: str = DEFAULT_HOST
-    port: int = DEFAULT_PORT
     #: One worker (and one loaded model) per device.
     devices: tuple[str, ...] = ("auto",)
     weights: str = "default"

@@ -1,63 +1,46 @@
-"""JSON errors: every failure, ours or Werkzeug's, answers ``{"error": {"code", "message"}}``
-so clients can show the message to the artist and branch on the code."""
+"""What can go wrong with a request or a job, in the server's own terms, without HTTP.
+
+Raised by :mod:`server.submission`, :mod:`server.imagecodec` and :mod:`server.jobs`, which know
+nothing of the web; :mod:`server.api` alone decides which HTTP answer each kind is. Every error
+carries a stable ``code`` that clients branch on and a message meant for the artist.
+"""
 
 from __future__ import annotations
 
-import logging
 
-from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+class ServerError(Exception):
+    """Base of the server's domain errors; ``extra`` is added to the error body as it is."""
 
-log = logging.getLogger(__name__)
-
-# Codes for Werkzeug's own errors (routing, method, body size...).
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "upload_too_large",
-    415: "unsupported_media_type",
-}
-
-
-class ApiError(Exception):
-    """An error answered to the client; raised anywhere below a request handler."""
-
-    def __init__(self, status: int, code: str, message: str,
-                 headers: dict[str, str] | None = None, **extra: object) -> None:
+    def __init__(self, code: str, message: str, **extra: object) -> None:
         super().__init__(message)
-        self.status = status
         self.code = code
         self.message = message
-        self.headers = headers or {}
         self.extra = extra
 
 
-def error_response(status: int, code: str, message: str,
-                   headers: dict[str, str] | None = None, **extra: object) -> Response:
-    response = jsonify({"error": {"code": code, "message": message, **extra}})
-    response.status_code = status
-    response.headers.update(headers or {})
-    return response
+class BadInput(ServerError):
+    """A part of the request cannot be used as sent: the client must change it."""
 
 
-def register_error_handlers(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _api_error(error: ApiError) -> Response:
-        return error_response(error.status, error.code, error.message, error.headers,
-                              **error.extra)
+class TooLarge(ServerError):
+    """An image is over the server's limits (which ``/v1/health`` lists)."""
 
-    @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException) -> Response:
-        status = error.code or 500
-        message = error.description or error.name
-        if status == 413:
-            limit = app.config.get("MAX_CONTENT_LENGTH")
-            message = f"the upload is larger than the server's limit of {limit} bytes"
-        return error_response(status, _HTTP_CODES.get(status, "http_error"), message)
 
-    @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> Response:
-        log.exception("unexpected error while answering a request")
-        return error_response(500, "internal_error", f"internal server error: {error}")
+class UnknownJob(ServerError):
+    """No such job: never submitted, or expired."""
+
+
+class NoPreview(ServerError):
+    """The job has no preview image yet."""
+
+
+class NotReady(ServerError):
+    """The job has no result (yet, or ever); ``extra["state"]`` says which state it is in."""
+
+
+class QueueFull(ServerError):
+    """No room in the queue; ``retry_after`` is the server's guess in whole seconds."""
+
+    def __init__(self, code: str, message: str, retry_after: int) -> None:
+        super().__init__(code, message)
+        self.retry_after = retry_after

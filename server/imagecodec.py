@@ -21,7 +21,7 @@ import png
 import tifffile
 from PIL import Image, UnidentifiedImageError
 
-from .errors import ApiError
+from .errors import BadInput, ServerError, TooLarge
 
 #: Raw sample types: little-endian numpy dtypes.
 SAMPLES = {"u8": np.dtype("<u1"), "u16": np.dtype("<u2"), "f16": np.dtype("<f2"),
@@ -71,6 +71,23 @@ class Decoded:
         return np.concatenate([self.rgb, alpha[..., None]], axis=2)
 
 
+@dataclass(frozen=True)
+class EncodedResult:
+    """A finished image: ``body`` is in ``form``, which is always the content's own form.
+
+    A typed value rather than a content type and headers: how it is answered over HTTP (media
+    type, ``X-NST-*`` headers) is :mod:`server.api`'s business."""
+
+    body: bytes
+    form: Form
+
+    @property
+    def media_type(self) -> str:
+        """Raw pixels are an octet stream; a file is its own image type."""
+        return "application/octet-stream" if self.form.kind == "raw" else FILE_TYPES[
+            self.form.format]
+
+
 # ----------------------------------------------------------------------------------- raw
 
 
@@ -79,21 +96,21 @@ def parse_layout(text: str, max_pixels: int) -> Form:
     try:
         layout = json.loads(text)
     except ValueError:
-        raise ApiError(400, "invalid_layout", "layout must be a JSON object") from None
+        raise BadInput("invalid_layout", "layout must be a JSON object") from None
     if not isinstance(layout, dict):
-        raise ApiError(400, "invalid_layout", "layout must be a JSON object")
+        raise BadInput("invalid_layout", "layout must be a JSON object")
     expected = {"width", "height", "channels", "sample"}
     if set(layout) != expected:
-        raise ApiError(400, "invalid_layout",
+        raise BadInput("invalid_layout",
                        f"layout needs exactly the keys {sorted(expected)}, got {sorted(layout)}")
     width, height = layout["width"], layout["height"]
     for name, value in (("width", width), ("height", height)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ApiError(400, "invalid_layout", f"layout {name} must be a positive integer")
+            raise BadInput("invalid_layout", f"layout {name} must be a positive integer")
     if layout["channels"] not in CHANNELS:
-        raise ApiError(400, "invalid_layout", f"layout channels must be one of {CHANNELS}")
+        raise BadInput("invalid_layout", f"layout channels must be one of {CHANNELS}")
     if layout["sample"] not in SAMPLES:
-        raise ApiError(400, "invalid_layout", f"layout sample must be one of {list(SAMPLES)}")
+        raise BadInput("invalid_layout", f"layout sample must be one of {list(SAMPLES)}")
     check_pixels(width, height, max_pixels)
     return Form("raw", width, height, layout["sample"], channels=layout["channels"])
 
@@ -103,7 +120,7 @@ def decode_raw(data: bytes, form: Form) -> Decoded:
     dtype = SAMPLES[form.sample]
     expected = form.width * form.height * 4 * dtype.itemsize
     if len(data) != expected:
-        raise ApiError(400, "layout_mismatch",
+        raise BadInput("layout_mismatch",
                        f"{form.width}x{form.height} {form.channels} {form.sample} needs "
                        f"{expected} bytes, got {len(data)}")
     pixels = np.frombuffer(data, dtype=dtype).reshape(form.height, form.width, 4)
@@ -131,7 +148,7 @@ def decode_file(data: bytes, max_pixels: int, name: str = "content") -> Decoded:
     """An image file, checked for its pixel count before any pixel is decoded."""
     kind = sniff(data)
     if kind is None:
-        raise ApiError(400, "unsupported_image",
+        raise BadInput("unsupported_image",
                        f"{name} is not a PNG, JPEG, TIFF or WebP image file")
     try:
         if kind == "png" and _png_bit_depth(data) == 16:
@@ -141,20 +158,20 @@ def decode_file(data: bytes, max_pixels: int, name: str = "content") -> Decoded:
             if decoded is not None:
                 return decoded
         return _decode_pillow(data, kind, max_pixels, name)
-    except ApiError:
+    except ServerError:
         raise
     except Image.DecompressionBombError:
-        raise ApiError(413, "too_many_pixels",
+        raise TooLarge("too_many_pixels",
                        f"{name} has more pixels than the server's limit of {max_pixels}") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, png.Error,
             tifffile.TiffFileError, IndexError, KeyError, EOFError, MemoryError) as error:
-        raise ApiError(400, "bad_image", f"{name} cannot be read as a {kind.upper()} "
+        raise BadInput("bad_image", f"{name} cannot be read as a {kind.upper()} "
                        f"image ({error})") from None
 
 
 def check_pixels(width: int, height: int, max_pixels: int, name: str = "content") -> None:
     if width * height > max_pixels:
-        raise ApiError(413, "too_many_pixels",
+        raise TooLarge("too_many_pixels",
                        f"{name} is {width}x{height} = {width * height} pixels; the server's "
                        f"limit is {max_pixels}")
 
@@ -187,16 +204,16 @@ def _decode_tiff_deep(data: bytes, max_pixels: int, name: str) -> Decoded | None
             return None
         check_pixels(page.imagewidth, page.imagelength, max_pixels, name)
         if dtype.newbyteorder("<") not in _DTYPE_NAMES or dtype == np.uint8:
-            raise ApiError(400, "unsupported_image",
+            raise BadInput("unsupported_image",
                            f"{name}: TIFF samples of type {dtype} are not supported "
                            f"(8 or 16 bit unsigned, or 16/32 bit float)")
         if page.photometric not in (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.MINISBLACK):
-            raise ApiError(400, "unsupported_image",
+            raise BadInput("unsupported_image",
                            f"{name}: only RGB and greyscale TIFF are supported")
         try:
             pixels = page.asarray()
         except ValueError as error:
-            raise ApiError(400, "unsupported_image",
+            raise BadInput("unsupported_image",
                            f"{name}: {error}; save the TIFF uncompressed or with "
                            f"Deflate/ZIP compression") from None
     if page.planarconfig == tifffile.PLANARCONFIG.SEPARATE and pixels.ndim == 3:
@@ -206,7 +223,7 @@ def _decode_tiff_deep(data: bytes, max_pixels: int, name: str) -> Decoded | None
     pixels = pixels.astype(dtype.newbyteorder("<"), copy=False)
     planes = pixels.shape[2]
     if planes not in (1, 2, 3, 4):
-        raise ApiError(400, "unsupported_image", f"{name}: {planes} samples per pixel")
+        raise BadInput("unsupported_image", f"{name}: {planes} samples per pixel")
     alpha = pixels[..., -1].copy() if planes in (2, 4) else None
     colour = pixels[..., :3] if planes >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
     height, width = pixels.shape[:2]
@@ -233,14 +250,14 @@ def _decode_pillow(data: bytes, kind: str, max_pixels: int, name: str) -> Decode
 def decode_mask(data: bytes, width: int, height: int) -> np.ndarray:
     """The selection mask: one byte per pixel, 255 inside."""
     if len(data) != width * height:
-        raise ApiError(400, "mask_mismatch",
+        raise BadInput("mask_mismatch",
                        f"mask must be {width}x{height} = {width * height} bytes, got {len(data)}")
     return np.frombuffer(data, dtype=np.uint8).reshape(height, width)
 
 
 def encode_result(result_rgb: np.ndarray, content: Decoded, mask: np.ndarray | None
-                  ) -> tuple[bytes, str, dict[str, str]]:
-    """The stylised colour in the content's form: returns (body, content type, headers).
+                  ) -> EncodedResult:
+    """The stylised colour in the content's form, so the client gets back what it sent.
 
     With a mask, a layer with alpha gets ``alpha * mask / 255``; a layer without alpha keeps its
     own pixels outside the selection (blended by the mask), as it has no alpha to cut with."""
@@ -259,11 +276,9 @@ def encode_result(result_rgb: np.ndarray, content: Decoded, mask: np.ndarray | N
         pixels = np.empty((form.height, form.width, 4), dtype=SAMPLES[form.sample])
         pixels[..., :3] = colour[..., order]
         pixels[..., 3] = alpha
-        headers = {"X-NST-Width": str(form.width), "X-NST-Height": str(form.height),
-                   "X-NST-Channels": form.channels, "X-NST-Sample": form.sample}
-        return pixels.tobytes(), "application/octet-stream", headers
+        return EncodedResult(pixels.tobytes(), form)
     pixels = colour if alpha is None else np.concatenate([colour, alpha[..., None]], axis=2)
-    return _encode_file(pixels, form), FILE_TYPES[form.format], {}
+    return EncodedResult(_encode_file(pixels, form), form)
 
 
 def _encode_file(pixels: np.ndarray, form: Form) -> bytes:
@@ -305,7 +320,7 @@ def preview_png(image: Image.Image, size: int) -> bytes:
 def _colour_to_float(colour: np.ndarray, name: str) -> np.ndarray:
     if colour.dtype.kind == "f":
         if not np.isfinite(colour).all():
-            raise ApiError(400, "bad_pixels", f"{name} has NaN or infinite colour values")
+            raise BadInput("bad_pixels", f"{name} has NaN or infinite colour values")
         # Scene-referred (HDR) values above 1 cannot be stylised; they are clipped.
         return np.clip(colour.astype(np.float32), 0.0, 1.0)
     scale = float(np.iinfo(colour.dtype).max)

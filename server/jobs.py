@@ -2,7 +2,8 @@
 
 The durable truth is the :class:`~server.store.JobStore`; this module adds what only matters
 while the process lives: the order of waiting jobs, each running job's progress and preview,
-and the cancel tokens. Workers (:mod:`server.worker`) take jobs from here.
+and the cancel tokens. Workers (:mod:`server.worker`) take jobs from here. It speaks in domain
+errors (:mod:`server.errors`); :mod:`server.api` turns them into HTTP answers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from PIL import Image
@@ -22,7 +24,8 @@ from nst_engine import CancelToken, Progress
 
 from . import imagecodec
 from .config import ServerConfig
-from .errors import ApiError
+from .errors import NoPreview, NotReady, QueueFull, UnknownJob
+from .imagecodec import EncodedResult, Form
 from .store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobRecord, JobStore
 from .submission import Submission
 
@@ -45,12 +48,23 @@ class LiveProgress:
 
 
 class JobManager:
-    def __init__(self, config: ServerConfig, store: JobStore, workers: int = 1) -> None:
+    """The queue and the live state of jobs; safe to call from request, worker and sweeper
+    threads.
+
+    ``clock`` gives the wall-clock times stored in records (submitted, finished, fetched) and
+    the "now" that expiry is measured against; tests pass a fake one instead of sleeping."""
+
+    def __init__(self, config: ServerConfig, store: JobStore, workers: int = 1,
+                 clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.store = store
         self.workers = workers
+        self._clock = clock
         self._queue: deque[str] = deque()
         self._ready = threading.Condition()
+        # Written by workers and the sweeper while request threads read it: every access
+        # holds this lock, so no thread iterates it while another one changes its size.
+        self._live_lock = threading.Lock()
         self._live: dict[str, LiveProgress] = {}
         self._average_s = _FIRST_GUESS_S
         self._stopping = False
@@ -59,13 +73,12 @@ class JobManager:
     # --- accepting ------------------------------------------------------------------------
 
     def submit(self, submission: Submission) -> JobRecord:
-        """Store the job's inputs and record, then queue it; 429 when the queue is full."""
+        """Store the job's inputs and record, then queue it; QueueFull when there is no room."""
         with self._ready:
             if len(self._queue) >= self.config.limits.max_queue:
-                raise ApiError(429, "queue_full",
-                               f"the server's queue is full ({len(self._queue)} jobs waiting); "
-                               f"try again in a little while",
-                               headers={"Retry-After": str(self.retry_after())})
+                raise QueueFull("queue_full",
+                                f"the server's queue is full ({len(self._queue)} jobs waiting); "
+                                f"try again in a little while", retry_after=self.retry_after())
             job_id = uuid.uuid4().hex
             self.store.write_file(job_id, "content", submission.content)
             for index, style in enumerate(submission.styles):
@@ -73,7 +86,7 @@ class JobManager:
             if submission.mask is not None:
                 self.store.write_file(job_id, "mask", submission.mask)
             record = JobRecord(
-                id=job_id, seq=self.store.next_seq(), state=QUEUED, created=time.time(),
+                id=job_id, seq=self.store.next_seq(), state=QUEUED, created=self._clock(),
                 settings=json.dumps(submission.settings.to_dict()), styles=len(submission.styles),
                 form=submission.form.to_json(), has_mask=submission.mask is not None,
                 total=submission.settings.total_iterations(submission.form.height,
@@ -105,13 +118,19 @@ class JobManager:
             record = self.store.get(job_id)
             if record is None or record.state != QUEUED:
                 continue  # cancelled or expired while it waited
-            if self.store.transition(job_id, (QUEUED,), state=RUNNING, started=time.time(),
+            if self.store.transition(job_id, (QUEUED,), state=RUNNING, started=self._clock(),
                                      attempts=record.attempts + 1):
-                self._live[job_id] = LiveProgress()
+                with self._live_lock:
+                    self._live[job_id] = LiveProgress()
                 return self.store.get(job_id)
 
     def live(self, job_id: str) -> LiveProgress:
-        return self._live.setdefault(job_id, LiveProgress())
+        with self._live_lock:
+            return self._live.setdefault(job_id, LiveProgress())
+
+    def _live_of(self, job_id: str) -> LiveProgress | None:
+        with self._live_lock:
+            return self._live.get(job_id)
 
     def report(self, job_id: str, progress: Progress) -> None:
         live = self.live(job_id)
@@ -119,21 +138,23 @@ class JobManager:
         if progress.preview is not None:
             live.preview = progress.preview
 
-    def finish(self, job_id: str, result: bytes, meta: str) -> None:
-        """Store the result, then mark the job done, unless it was cancelled meanwhile."""
-        self.store.write_file(job_id, "result", result)
-        self.store.write_file(job_id, "result.json", meta.encode())
-        if self.store.transition(job_id, (RUNNING,), state=DONE, finished=time.time()):
+    def finish(self, job_id: str, result: EncodedResult) -> None:
+        """Store the result, then mark the job done, unless it was cancelled meanwhile.
+
+        Only the bytes are stored: a result is always in the content's form, which the record
+        already holds (see :meth:`result`)."""
+        self.store.write_file(job_id, "result", result.body)
+        if self.store.transition(job_id, (RUNNING,), state=DONE, finished=self._clock()):
             self._learn_duration(job_id)
             log.info("job %s done", job_id)
 
     def fail(self, job_id: str, message: str) -> None:
-        if self.store.transition(job_id, (RUNNING,), state=FAILED, finished=time.time(),
+        if self.store.transition(job_id, (RUNNING,), state=FAILED, finished=self._clock(),
                                  error=message):
             log.warning("job %s failed: %s", job_id, message)
 
     def _learn_duration(self, job_id: str) -> None:
-        live = self._live.get(job_id)
+        live = self._live_of(job_id)
         if live is not None:
             self._average_s = 0.7 * self._average_s + 0.3 * (time.monotonic() - live.started)
 
@@ -142,17 +163,17 @@ class JobManager:
     def get(self, job_id: str) -> JobRecord:
         record = self.store.get(job_id) if _is_job_id(job_id) else None
         if record is None:
-            raise ApiError(404, "unknown_job", f"no job {job_id!r} on this server (it may have "
-                           f"expired: results are kept for a while after they are fetched)")
+            raise UnknownJob("unknown_job", f"no job {job_id!r} on this server (it may have "
+                             f"expired: results are kept for a while after they are fetched)")
         return record
 
     def status(self, job_id: str) -> dict:
         record = self.get(job_id)
-        live = self._live.get(job_id)
+        live = self._live_of(job_id)
         iteration = record.total if record.state == DONE else (live.iteration if live else 0)
         elapsed = None
         if record.started is not None:
-            elapsed = round((record.finished or time.time()) - record.started, 3)
+            elapsed = round((record.finished or self._clock()) - record.started, 3)
         return {
             "id": record.id,
             "state": record.state,
@@ -181,12 +202,12 @@ class JobManager:
         """Cancel a queued or running job; a finished job is left as it is."""
         record = self.get(job_id)
         if record.state in (QUEUED, RUNNING) and self.store.transition(
-                job_id, (QUEUED, RUNNING), state=CANCELLED, finished=time.time(),
+                job_id, (QUEUED, RUNNING), state=CANCELLED, finished=self._clock(),
                 error="cancelled by a client"):
             with self._ready:
                 if job_id in self._queue:
                     self._queue.remove(job_id)
-            live = self._live.get(job_id)
+            live = self._live_of(job_id)
             if live is not None:
                 live.cancel.cancel()  # the worker stops within one iteration
             log.info("job %s cancelled", job_id)
@@ -194,26 +215,25 @@ class JobManager:
 
     def preview(self, job_id: str, size: int) -> bytes:
         self.get(job_id)
-        live = self._live.get(job_id)
+        live = self._live_of(job_id)
         if live is None or live.preview is None:
-            raise ApiError(404, "no_preview", "no preview yet: the first one comes after a few "
-                           "iterations")
+            raise NoPreview("no_preview", "no preview yet: the first one comes after a few "
+                            "iterations")
         return imagecodec.preview_png(live.preview, size)
 
-    def result(self, job_id: str) -> tuple[bytes, str]:
-        """The result's bytes and its metadata JSON; 409 until the job is done."""
+    def result(self, job_id: str) -> EncodedResult:
+        """The finished result; NotReady until the job is done."""
         record = self.get(job_id)
         if record.state != DONE:
             reason = {QUEUED: "it is still waiting in the queue",
                       RUNNING: "it is still running",
                       FAILED: f"it failed: {record.error}",
                       CANCELLED: "it was cancelled"}[record.state]
-            raise ApiError(409, "not_ready", f"job {job_id} has no result: {reason}",
+            raise NotReady("not_ready", f"job {job_id} has no result: {reason}",
                            state=record.state)
         if record.fetched is None:
-            self.store.update(job_id, fetched=time.time())
-        return self.store.read_file(job_id, "result"), self.store.read_file(
-            job_id, "result.json").decode()
+            self.store.update(job_id, fetched=self._clock())
+        return EncodedResult(self.store.read_file(job_id, "result"), Form.from_json(record.form))
 
     def queue_length(self) -> int:
         with self._ready:
@@ -232,7 +252,7 @@ class JobManager:
         for record in self.store.in_states(QUEUED, RUNNING):
             if record.state == RUNNING:
                 if record.attempts >= self.config.max_attempts:
-                    self.store.update(record.id, state=FAILED, finished=time.time(), error=(
+                    self.store.update(record.id, state=FAILED, finished=self._clock(), error=(
                         f"the server stopped {record.attempts} times while running this job; "
                         f"try a smaller size or the draft preset"))
                     continue
@@ -242,11 +262,12 @@ class JobManager:
 
     def sweep(self) -> int:
         """Delete expired jobs; returns how many."""
-        expired = self.store.expired(time.time(), self.config.result_ttl_s,
+        expired = self.store.expired(self._clock(), self.config.result_ttl_s,
                                      self.config.unfetched_ttl_s)
         for job_id in expired:
             self.store.delete(job_id)
-            self._live.pop(job_id, None)
+            with self._live_lock:
+                self._live.pop(job_id, None)
         return len(expired)
 
     @property
@@ -264,7 +285,9 @@ class JobManager:
         with self._ready:
             self._stopping = True
             self._ready.notify_all()
-        for live in self._live.values():
+        with self._live_lock:  # a snapshot: workers and the sweeper go on changing the dict
+            running = list(self._live.values())
+        for live in running:
             live.cancel.cancel()
 
 

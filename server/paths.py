@@ -1,7 +1,8 @@
 """Where the server keeps its files, per operating system.
 
 The config folder (token, ``connection.json``) must match what the plugins' client looks for
-(``plugins/nst_client.py``): both follow CONTRACTS.md, so local use needs no set-up."""
+(``nst_client.config_dir`` in ``plugins/nst_client.py``), so local use needs no set-up;
+tests/unit/test_server_security.py checks that the two agree."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Install or package the Krita and GIMP plugins (`nst-server install-plugin`, `package-plugin`).
 
 Why here and not in the plugins: the plugins are copied into the editors' own folders, and each
-copy must carry the one shared client (``plugins/nst_client.py``) beside it, so the editor's Python
-needs nothing from this project at run time.
+copy must carry the shared modules (:data:`SHARED`: the client and job flow, the dialogs' choices)
+where its ``shared`` module looks for them, so the editor's Python needs nothing from this project
+at run time.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from pathlib import Path
 
 EDITORS = ("krita", "gimp")
 PLUGINS_ROOT = Path(__file__).resolve().parents[1] / "plugins"
-CLIENT = "nst_client.py"
-OPTIONS = "nst_options.py"  # shared by both plugins: the dialogs' choices -> server settings
+#: The modules in plugins/ that both plugins import (through their ``shared`` module).
+SHARED = ("nst_client.py", "nst_options.py")
 KRITA_NAME = "neural_style_transfer"  # X-KDE-Library in the .desktop file and the package name
 GIMP_NAME = "neural-style-transfer"  # GIMP 3 wants plug-ins/NAME/NAME.py
 
@@ -103,18 +104,20 @@ def _sources(editor: str, plugins_root: Path) -> list[tuple[Path, str]]:
     """(source path, path inside the install folder) for every file an editor needs."""
     if editor not in EDITORS:
         raise PluginInstallError(f"Unknown editor '{editor}': choose one of {', '.join(EDITORS)}.")
-    client, options = plugins_root / CLIENT, plugins_root / OPTIONS
+    shared = [plugins_root / name for name in SHARED]
     if editor == "krita":
+        # Inside the package: Krita's importer only takes the package folder and .desktop file.
         desktop = plugins_root / "krita" / f"{KRITA_NAME}.desktop"
         package = plugins_root / "krita" / KRITA_NAME
-        needed, files = [desktop, package, client, options], [(desktop, desktop.name)]
+        needed, files = [desktop, package, *shared], [(desktop, desktop.name)]
         files += [(p, f"{KRITA_NAME}/{p.relative_to(package).as_posix()}") for p in _walk(package)]
-        files += [(client, f"{KRITA_NAME}/{CLIENT}"), (options, f"{KRITA_NAME}/{OPTIONS}")]
+        files += [(p, f"{KRITA_NAME}/{p.name}") for p in shared]
     else:
+        # Beside the entry script, whose folder is on sys.path when GIMP runs it.
         folder = plugins_root / "gimp" / GIMP_NAME
-        needed = [folder / f"{GIMP_NAME}.py", client, options]
+        needed = [folder / f"{GIMP_NAME}.py", *shared]
         files = [(p, f"{GIMP_NAME}/{p.relative_to(folder).as_posix()}") for p in _walk(folder)]
-        files += [(client, f"{GIMP_NAME}/{CLIENT}"), (options, f"{GIMP_NAME}/{OPTIONS}")]
+        files += [(p, f"{GIMP_NAME}/{p.name}") for p in shared]
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
         raise PluginInstallError(

@@ -15,7 +15,7 @@ from nst_engine import Settings, SettingsError
 
 from . import imagecodec
 from .config import Limits
-from .errors import ApiError
+from .errors import BadInput
 
 #: Settings that would let a request read files on the server's disk.
 _SERVER_SIDE_ONLY = {"init_image": "a start image cannot be given through the API"}
@@ -32,8 +32,8 @@ class Submission:
 
 
 def parse_submission(form: MultiDict, files: MultiDict, limits: Limits) -> Submission:
-    """The request's parts as a :class:`Submission`, or an :class:`ApiError` saying what is
-    wrong with which part."""
+    """The request's parts as a :class:`Submission`, or a domain error (``BadInput``, or
+    ``TooLarge`` from imagecodec) saying what is wrong with which part."""
     content = _one_file(files, "content")
     layout = form.get("layout")
     if layout is not None:
@@ -43,9 +43,9 @@ def parse_submission(form: MultiDict, files: MultiDict, limits: Limits) -> Submi
         content_form = imagecodec.decode_file(content, limits.max_pixels).form
     styles = [part.read() for part in files.getlist("style")]
     if not styles:
-        raise ApiError(400, "missing_style", "send at least one style image as a 'style' part")
+        raise BadInput("missing_style", "send at least one style image as a 'style' part")
     if len(styles) > limits.max_styles:
-        raise ApiError(400, "too_many_styles", f"{len(styles)} style images sent; the server's "
+        raise BadInput("too_many_styles", f"{len(styles)} style images sent; the server's "
                        f"limit is {limits.max_styles}")
     for index, style in enumerate(styles, start=1):
         imagecodec.decode_file(style, limits.max_pixels, name=f"style image {index}")
@@ -67,12 +67,12 @@ def parse_submission(form: MultiDict, files: MultiDict, limits: Limits) -> Submi
 def _one_file(files: MultiDict, name: str) -> bytes:
     parts: list[FileStorage] = files.getlist(name)
     if len(parts) != 1:
-        raise ApiError(400, f"missing_{name}" if not parts else f"duplicate_{name}",
+        raise BadInput(f"missing_{name}" if not parts else f"duplicate_{name}",
                        f"send exactly one '{name}' part (an image file, or raw pixels with a "
                        f"'layout' field)")
     data = parts[0].read()
     if not data:
-        raise ApiError(400, "empty_content", f"the '{name}' part is empty")
+        raise BadInput("empty_content", f"the '{name}' part is empty")
     return data
 
 
@@ -86,7 +86,7 @@ def _style_weights(text: str | None, count: int) -> list[float] | None:
     if (not isinstance(weights, list) or len(weights) != count
             or not all(imagecodec.is_finite_number(w) and w >= 0 for w in weights)
             or not any(weights)):
-        raise ApiError(400, "bad_style_weights", f"style_weights must be a JSON list of "
+        raise BadInput("bad_style_weights", f"style_weights must be a JSON list of "
                        f"{count} non-negative numbers, not all zero (one per style image)")
     return [float(w) for w in weights]
 
@@ -95,22 +95,22 @@ def _settings(text: str | None, limits: Limits, height: int, width: int) -> Sett
     try:
         values = json.loads(text) if text else {}
     except ValueError:
-        raise ApiError(400, "bad_settings", "settings must be a JSON object") from None
+        raise BadInput("bad_settings", "settings must be a JSON object") from None
     if not isinstance(values, dict):
-        raise ApiError(400, "bad_settings", "settings must be a JSON object")
+        raise BadInput("bad_settings", "settings must be a JSON object")
     for key, why in _SERVER_SIDE_ONLY.items():
         if key in values:
-            raise ApiError(400, "bad_settings", f"setting '{key}': {why}", setting=key)
+            raise BadInput("bad_settings", f"setting '{key}': {why}", setting=key)
     if values.get("init") not in (None, "content", "noise"):
-        raise ApiError(400, "bad_settings", "setting 'init': must be 'content' or 'noise'",
+        raise BadInput("bad_settings", "setting 'init': must be 'content' or 'noise'",
                        setting="init")
     try:
         settings = Settings.from_dict(values)
     except SettingsError as error:
-        raise ApiError(400, "bad_settings", str(error), setting=error.setting) from None
+        raise BadInput("bad_settings", str(error), setting=error.setting) from None
     iterations = settings.total_iterations(height, width)
     if iterations > limits.max_iterations:
-        raise ApiError(400, "too_many_iterations",
+        raise BadInput("too_many_iterations",
                        f"these settings run {iterations} iterations; the server's "
                        f"limit is {limits.max_iterations}", setting="iterations")
     return settings

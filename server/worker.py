@@ -7,7 +7,6 @@ failing every job, and the first job does not pay for loading.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 
@@ -51,8 +50,7 @@ class Worker:
                 callback=lambda progress: self.manager.report(record.id, progress),
                 cancel=live.cancel,
             )
-            body, content_type, headers = imagecodec.encode_result(
-                np.asarray(result)[..., :3], content, mask)
+            encoded = imagecodec.encode_result(np.asarray(result)[..., :3], content, mask)
         except Cancelled:
             if self.manager.stopping:
                 self.manager.requeue(record)
@@ -64,8 +62,7 @@ class Worker:
             log.exception("job %s crashed", record.id)
             self.manager.fail(record.id, f"internal error in the server: {error!r}")
             return
-        meta = json.dumps({"content_type": content_type, "headers": headers})
-        self.manager.finish(record.id, body, meta)
+        self.manager.finish(record.id, encoded)
 
     def _inputs(self, record: JobRecord
                 ) -> tuple[imagecodec.Decoded, list[np.ndarray], np.ndarray | None]:

@@ -17,7 +17,7 @@ sys.path[:0] = [str(PLUGINS), str(PLUGINS / "gimp" / "neural-style-transfer")]
 
 import nst_client  # noqa: E402
 from nst_gimp import watchdog  # noqa: E402
-from nst_gimp.formats import UnsupportedPrecision, exchange_format  # noqa: E402
+from nst_gimp.formats import UnsupportedPrecision, babl_format, exchange_format  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------- formats
@@ -39,7 +39,7 @@ from nst_gimp.formats import UnsupportedPrecision, exchange_format  # noqa: E402
 )
 def test_exchange_format_keeps_the_precision(nick, babl, sample):
     fmt = exchange_format(nick)
-    assert (fmt.babl, fmt.sample, fmt.channels) == (babl, sample, "RGBA")
+    assert (babl_format(fmt), fmt.sample, fmt.channels) == (babl, sample, "RGBA")
     assert fmt.byte_count(3, 2) == 3 * 2 * 4 * {"u8": 1, "u16": 2, "f16": 2, "f32": 4}[sample]
 
 

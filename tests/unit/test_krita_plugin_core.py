@@ -1,4 +1,4 @@
-"""The Krita plugin's pure modules (pixel layouts, dialog options), outside Krita.
+"""The Krita plugin's pure modules (pixel layouts, recent styles), outside Krita.
 
 Real Krita checks what these modules assume about it (tests/editors/test_krita_*.py); these
 tests pin the conversions themselves, in milliseconds.
@@ -12,15 +12,16 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "krita"))
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
+sys.path[:0] = [str(PLUGINS), str(PLUGINS / "krita")]
 
-from neural_style_transfer.options import describe_health, push_recent
-from neural_style_transfer.pixels import (
-    PixelLayout,
+from neural_style_transfer.options import push_recent  # noqa: E402
+from neural_style_transfer.pixels import (  # noqa: E402
     UnsupportedColor,
     layout_for,
     rgba8_to_layout,
 )
+from nst_client import PixelLayout  # noqa: E402
 
 RED_HALF_ALPHA = bytes([255, 0, 0, 128])  # one RGBA u8 pixel
 
@@ -32,7 +33,8 @@ RED_HALF_ALPHA = bytes([255, 0, 0, 128])  # one RGBA u8 pixel
 )
 def test_layout_follows_krita_channel_order_per_depth(depth, channels, sample, size):
     layout = layout_for("RGBA", depth)
-    assert layout == PixelLayout(channels, sample, size)
+    assert layout == PixelLayout(channels, sample)
+    assert layout.bytes_per_sample == size
     assert layout.byte_count(3, 2) == 3 * 2 * 4 * size
     assert layout.as_dict(3, 2) == {"width": 3, "height": 2, "channels": channels,
                                     "sample": sample}
@@ -61,8 +63,5 @@ def test_preview_pixels_become_the_layers_own_layout():
         rgba8_to_layout(b"\x00\x00\x00", layout_for("RGBA", "U8"))
 
 
-def test_dialog_texts():
+def test_recent_styles():
     assert push_recent(["b", "a", "c"], "a", limit=2) == ["a", "b"]
-    assert describe_health({"device": "cuda:0", "queue_length": 2}) == (
-        "Server connected: cuda:0, 2 jobs queued"
-    )

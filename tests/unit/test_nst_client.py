@@ -1,21 +1,30 @@
-"""The shared plugin client against a tiny fake server on loopback (stdlib http.server).
+"""The shared plugin client against the real server: ``create_app`` with a stub engine.
 
-The fake parses what the client really sends (multipart parts, headers) and answers like the
-contract in CONTRACTS.md, so these tests break when the client's wire format or its error
-mapping breaks.
+The server is the real Flask app (routes, token and Host checks, multipart parsing, job queue,
+worker, error codes), served on loopback by Werkzeug; only the engine is a stub that answers in
+milliseconds (tests/stub_engine.py). So these tests break when the client and the server stop
+agreeing on the wire: field names, id format, error codes, headers.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import threading
-from email.parser import BytesParser
-from email.policy import HTTP
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
+from stub_engine import StubEngine
+from werkzeug.serving import make_server
+
+from server.app import create_app
+from server.config import Limits, ServerConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
 
@@ -26,124 +35,103 @@ from nst_client import (
     Client,
     JobCancelled,
     JobFailed,
+    PixelLayout,
     QueueFull,
     ServerGone,
     ServerUnavailable,
+    StyleRequest,
+    run_job,
 )
 
 TOKEN = "s3cret"
+#: Two iterations at one scale: the stub reports each, so a job takes milliseconds.
+QUICK = {"preset": "draft", "size": 32, "scales": 1, "initial_iterations": 2}
 
 
-class FakeServer:
-    """Records requests and plays scripted job states; one instance per test."""
+@dataclass
+class RealServer:
+    """The real app on a free loopback port, and what reached it (method, path, token)."""
 
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.states: dict[str, list[dict]] = {}
-        self.cancelled: list[str] = []
-        self.preview_png: bytes | None = None
-        self.result_bytes = b"RESULT"
-        self.queue_full = False
-        self.on_status = None  # hook called after each status answer
-        fake = self
+    engine: StubEngine
+    url: str = ""
+    seen: list[tuple[str, str, str | None]] = field(default_factory=list)
+    stop: Callable[[], None] = lambda: None
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
 
-            def _send(self, status, body, ctype="application/json", headers=()):
-                data = json.dumps(body).encode() if ctype == "application/json" else body
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(data)))
-                for key, value in headers:
-                    self.send_header(key, value)
-                self.end_headers()
-                self.wfile.write(data)
+def serve(tmp_path: Path, engine: StubEngine, *, start: bool = True,
+          limits: Limits | None = None) -> Iterator[RealServer]:
+    config = ServerConfig(data_dir=tmp_path / "data", token=TOKEN, limits=limits or Limits(),
+                          sweep_interval_s=3600)
+    app = create_app(config, [engine], start=start)
+    real = RealServer(engine)
 
-            def _error(self, status, code, message, headers=()):
-                self._send(status, {"error": {"code": code, "message": message}}, headers=headers)
+    def recording(environ, start_response):  # WSGI: note the request, then the real app
+        real.seen.append((environ["REQUEST_METHOD"], environ["PATH_INFO"]
+                          + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else ""),
+                          environ.get("HTTP_AUTHORIZATION")))
+        return app(environ, start_response)
 
-            def _handle(self, method):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                fake.requests.append(
-                    {
-                        "method": method,
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "body": body,
-                    }
-                )
-                if self.path == "/v1/health":
-                    return self._send(200, {"status": "ok", "device": "cpu", "queue_length": 0})
-                if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                    return self._error(401, "unauthorized", "Missing or wrong token.")
-                parts = self.path.split("?")[0].strip("/").split("/")
-                if method == "POST" and parts == ["v1", "jobs"]:
-                    if fake.queue_full:
-                        return self._error(
-                            429, "queue_full", "Queue is full.", [("Retry-After", "7")]
-                        )
-                    return self._send(202, {"id": "job-1", "state": "queued", "urls": {}})
-                job_id = parts[2]
-                if job_id not in fake.states:
-                    return self._error(404, "not_found", f"No job {job_id}.")
-                if method == "DELETE":
-                    fake.cancelled.append(job_id)
-                    fake.states[job_id] = [{"id": job_id, "state": "cancelled"}]
-                    return self._send(200, fake.states[job_id][0])
-                if len(parts) == 3:
-                    states = fake.states[job_id]
-                    status = states.pop(0) if len(states) > 1 else states[0]
-                    self._send(200, status)
-                    if fake.on_status:
-                        fake.on_status()
-                    return None
-                if parts[3] == "preview":
-                    if fake.preview_png is None:
-                        return self._error(404, "no_preview", "No preview yet.")
-                    return self._send(200, fake.preview_png, "image/png")
-                if parts[3] == "result":
-                    return self._send(200, fake.result_bytes, "application/octet-stream")
-                return self._error(404, "not_found", "No such route.")
+    httpd = make_server("127.0.0.1", 0, recording, threaded=True)
+    real.url = f"http://127.0.0.1:{httpd.server_port}"
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    stopped = threading.Event()
 
-            def do_GET(self):
-                self._handle("GET")
+    def stop() -> None:
+        if not stopped.is_set():
+            stopped.set()
+            httpd.shutdown()
+            httpd.server_close()
 
-            def do_POST(self):
-                self._handle("POST")
-
-            def do_DELETE(self):
-                self._handle("DELETE")
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.02,), daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    real.stop = stop
+    service = app.extensions["nst"]
+    try:
+        yield real
+    finally:
+        stop()
+        if start:
+            service.stop()
+        else:  # no worker thread to join
+            service.store.close()
 
 
 @pytest.fixture
-def server():
-    fake = FakeServer()
-    yield fake
-    fake.stop()
+def engine() -> StubEngine:
+    return StubEngine()
 
 
 @pytest.fixture
-def client(server):
+def server(tmp_path, engine) -> Iterator[RealServer]:
+    yield from serve(tmp_path, engine)
+
+
+@pytest.fixture
+def client(server) -> Client:
     return Client(server.url, TOKEN, timeout=5, token_source="a test")
 
 
-@pytest.fixture
-def style(tmp_path):
-    path = tmp_path / "starry night.png"
-    path.write_bytes(b"\x89PNG fake style bytes")
+def png_file(path: Path, pixels: np.ndarray) -> Path:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    path.write_bytes(buffer.getvalue())
     return path
+
+
+@pytest.fixture
+def style(tmp_path) -> Path:
+    y, x = np.mgrid[0:16, 0:16]
+    stripes = ((x + y) // 4 % 2 * 255).astype(np.uint8)
+    return png_file(tmp_path / "starry night.png", np.stack([stripes, 255 - stripes, stripes], 2))
+
+
+def raw_bgra_u16(width: int = 4, height: int = 2) -> bytes:
+    """Every alpha from clear to opaque, colour a gradient: BGRA, 16 bits, little-endian."""
+    pixels = np.zeros((height, width, 4), dtype="<u2")
+    pixels[..., 0] = np.arange(width * height).reshape(height, width) * 4000
+    pixels[..., 1] = 30000
+    pixels[..., 2] = 65535
+    pixels[..., 3] = np.linspace(0, 65535, width * height).reshape(height, width)
+    return pixels.tobytes()
 
 
 def dead_url() -> str:
@@ -152,20 +140,6 @@ def dead_url() -> str:
     port = httpd.server_address[1]
     httpd.server_close()
     return f"http://127.0.0.1:{port}"
-
-
-def multipart(request: dict) -> dict[str, list]:
-    """Parse a recorded multipart request into {name: [(filename, content_type, bytes)]}."""
-    head = f"Content-Type: {request['headers']['Content-Type']}\r\n\r\n".encode()
-    message = BytesParser(policy=HTTP).parsebytes(head + request["body"])
-    assert message.is_multipart()
-    parts: dict[str, list] = {}
-    for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        parts.setdefault(name, []).append(
-            (part.get_filename(), part.get_content_type(), part.get_payload(decode=True))
-        )
-    return parts
 
 
 # ----------------------------------------------------------------------------------- discovery
@@ -225,8 +199,9 @@ def test_corrupt_connection_file_is_explained(tmp_path):
 
 # -------------------------------------------------------------------------------------- calls
 def test_health_needs_no_token(server):
-    assert Client(server.url, None).health()["status"] == "ok"
-    assert "Authorization" not in server.requests[-1]["headers"]
+    health = Client(server.url, None).health()
+    assert (health["status"], health["device"]) == ("ok", "stub")
+    assert server.seen[-1] == ("GET", "/v1/health", None)
 
 
 def test_dead_server_is_unavailable_with_hint():
@@ -236,45 +211,37 @@ def test_dead_server_is_unavailable_with_hint():
 
 
 def test_submit_raw_sends_layout_pixels_styles_mask_and_settings(server, client, style):
-    pixels = bytes(range(64))  # 4x2 px, 4 channels, 2 bytes per sample
+    pixels = raw_bgra_u16()
     mask = bytes([0, 255, 255, 0, 0, 255, 255, 0])
     job = client.submit_raw(
-        pixels,
-        4,
-        2,
-        "BGRA",
-        "u16",
-        [style, style],
-        {"preset": "draft"},
-        style_weights=[1, 3],
-        mask=mask,
+        pixels, 4, 2, "BGRA", "u16", [style, style], QUICK, style_weights=[1, 3], mask=mask
     )
-    assert job == "job-1"
-    request = server.requests[-1]
-    assert (request["method"], request["path"]) == ("POST", "/v1/jobs")
-    assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
-    parts = multipart(request)
-    assert json.loads(parts["layout"][0][2]) == {
-        "width": 4,
-        "height": 2,
-        "channels": "BGRA",
-        "sample": "u16",
-    }
-    assert parts["content"][0][2] == pixels
-    assert [p[2] for p in parts["style"]] == [style.read_bytes()] * 2
-    assert parts["style"][0][:2] == ("starry night.png", "image/png")
-    assert parts["mask"][0][2] == mask
-    assert json.loads(parts["settings"][0][2]) == {"preset": "draft"}
-    assert json.loads(parts["style_weights"][0][2]) == [1.0, 3.0]
+    assert len(job) == 32 and int(job, 16) >= 0  # the server's own id format
+    assert server.seen[-1] == ("POST", "/v1/jobs", f"Bearer {TOKEN}")
+    assert client.wait(job, poll_interval=0.01)["state"] == "done"
+    (call,) = server.engine.calls
+    assert call["settings"].preset == "draft" and call["settings"].total_iterations() == 2
+    assert call["blend"] == [1.0, 3.0] and len(call["styles"]) == 2
+    assert call["styles"][0].shape == (16, 16, 3)
+    # The stub hands the colour back: the layout went there and back unchanged, and the
+    # alpha is the layer's times the mask.
+    result = np.frombuffer(client.result(job), dtype="<u2").reshape(2, 4, 4)
+    sent = np.frombuffer(pixels, dtype="<u2").reshape(2, 4, 4)
+    assert np.array_equal(result[..., :3], sent[..., :3])
+    inside = np.frombuffer(mask, dtype=np.uint8).reshape(2, 4) == 255
+    assert np.array_equal(result[..., 3][inside], sent[..., 3][inside])
+    assert not result[..., 3][~inside].any()
 
 
 def test_submit_file_sends_the_file_without_layout(server, client, style, tmp_path):
-    content = tmp_path / "cat.jpg"
-    content.write_bytes(b"\xff\xd8 jpeg bytes")
-    client.submit_file(content, [style])
-    parts = multipart(server.requests[-1])
-    assert "layout" not in parts and "settings" not in parts and "mask" not in parts
-    assert parts["content"][0] == ("cat.jpg", "image/jpeg", content.read_bytes())
+    content = png_file(tmp_path / "cat.png", np.full((6, 5, 3), 200, dtype=np.uint8))
+    job = client.submit_file(content, [style])
+    assert client.wait(job, poll_interval=0.01)["state"] == "done"
+    (call,) = server.engine.calls
+    assert call["content"].shape == (6, 5, 3) and call["blend"] is None
+    assert call["settings"].preset == "balanced"  # no settings part: the server's default
+    result = Image.open(io.BytesIO(client.result(job)))
+    assert (result.format, result.size) == ("PNG", (5, 6))
 
 
 def test_missing_style_file_is_explained(client, tmp_path):
@@ -290,71 +257,132 @@ def test_wrong_token_says_where_the_token_lives(server, style):
     assert "NST_TOKEN" in message and "connection.json" in message
 
 
-def test_full_queue_reports_retry_after(server, client, style):
-    server.queue_full = True
-    with pytest.raises(QueueFull) as info:
-        client.submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style])
-    assert info.value.retry_after == 7.0 and info.value.status == 429
+def test_full_queue_reports_retry_after(tmp_path, engine, style):
+    for stopped in serve(tmp_path, engine, start=False, limits=Limits(max_queue=1)):
+        client = Client(stopped.url, TOKEN, timeout=5)
+        client.submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style], QUICK)
+        with pytest.raises(QueueFull) as info:
+            client.submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style], QUICK)
+        assert info.value.status == 429 and info.value.code == "queue_full"
+        assert info.value.retry_after is not None and info.value.retry_after >= 1
 
 
 def test_api_errors_keep_code_and_message(client):
     with pytest.raises(ApiError) as info:
         client.status("nope")
-    assert (info.value.status, info.value.code, str(info.value)) == (
-        404,
-        "not_found",
-        "No job nope.",
-    )
+    assert (info.value.status, info.value.code) == (404, "unknown_job")
+    assert str(info.value).startswith("no job 'nope' on this server")
 
 
-def test_preview_none_until_available_then_png(server, client):
-    server.states["j"] = [{"id": "j", "state": "running"}]
-    assert client.preview("j", 128) is None
-    server.preview_png = b"\x89PNG preview"
-    assert client.preview("j", 128) == b"\x89PNG preview"
-    assert server.requests[-1]["path"] == "/v1/jobs/j/preview?size=128"
+def test_server_refusals_keep_code_and_message(client, style):
+    with pytest.raises(ApiError) as info:
+        client.submit_raw(b"\0" * 3, 1, 1, "RGBA", "u8", [style], QUICK)
+    assert (info.value.status, info.value.code) == (400, "layout_mismatch")
+    with pytest.raises(ApiError) as info:
+        client.submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style], {"size": 1})
+    assert (info.value.status, info.value.code) == (400, "bad_settings")
 
 
-def test_result_returns_body(server, client):
-    server.states["j"] = [{"id": "j", "state": "done"}]
-    assert client.result("j") == b"RESULT"
+def test_preview_none_until_available_then_png(server, client, style):
+    server.engine.hold.clear()  # the job waits before its first iteration
+    job = client.submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style], QUICK)
+    assert client.preview(job, 128) is None
+    server.engine.hold.set()
+    assert client.wait(job, poll_interval=0.01)["has_preview"]
+    png = client.preview(job, 128)
+    assert png is not None and png.startswith(b"\x89PNG")
+    assert server.seen[-1][1] == f"/v1/jobs/{job}/preview?size=128"
+
+
+def test_result_before_done_is_not_ready(server, client, style):
+    server.engine.hold.clear()
+    job = client.submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style], QUICK)
+    with pytest.raises(ApiError) as info:
+        client.result(job)
+    assert (info.value.status, info.value.code) == (409, "not_ready")
+    server.engine.hold.set()
 
 
 # --------------------------------------------------------------------------------------- wait
-def test_wait_reports_progress_until_done(server, client):
-    server.states["j"] = [
-        {"id": "j", "state": "queued", "queue_position": 1},
-        {"id": "j", "state": "running", "percent": 50},
-        {"id": "j", "state": "done", "percent": 100},
-    ]
+def test_wait_reports_progress_until_done(client, style):
+    job = client.submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style], QUICK)
     seen = []
-    final = client.wait("j", on_progress=lambda s: seen.append(s["state"]), poll_interval=0.01)
-    assert final["state"] == "done"
-    assert seen == ["queued", "running", "done"]
+    final = client.wait(job, on_progress=seen.append, poll_interval=0.01)
+    assert final["state"] == "done" and final["percent"] == 100.0 and final["id"] == job
+    states = [s["state"] for s in seen]
+    assert states[-1] == "done" and set(states) <= {"queued", "running", "done"}
+    assert states == sorted(states, key=["queued", "running", "done"].index)
 
 
-def test_wait_raises_job_failed_with_server_message(server, client):
-    server.states["j"] = [{"id": "j", "state": "failed", "error": "Style image is corrupt."}]
+def test_wait_raises_job_failed_with_server_message(server, client, style):
+    server.engine.fail_with = "Style image is corrupt."
+    job = client.submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style], QUICK)
     with pytest.raises(JobFailed, match=r"Style image is corrupt\.") as info:
-        client.wait("j", poll_interval=0.01)
-    assert info.value.job_id == "j"
+        client.wait(job, poll_interval=0.01)
+    assert info.value.job_id == job
 
 
-def test_wait_cancels_on_request(server, client):
-    server.states["j"] = [{"id": "j", "state": "running"}]
+def test_wait_cancels_on_request(server, client, style):
+    server.engine.hold.clear()  # never finishes by itself
+    job = client.submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style], QUICK)
     with pytest.raises(JobCancelled):
-        client.wait("j", should_cancel=lambda: True, poll_interval=0.01)
-    assert server.cancelled == ["j"]
-    assert any(r["method"] == "DELETE" and r["path"] == "/v1/jobs/j" for r in server.requests)
+        client.wait(job, should_cancel=lambda: True, poll_interval=0.01)
+    assert ("DELETE", f"/v1/jobs/{job}", f"Bearer {TOKEN}") in server.seen
+    assert client.status(job)["state"] == "cancelled"
 
 
-def test_server_gone_mid_job_keeps_the_job_id(server, client):
-    server.states["j"] = [{"id": "j", "state": "running"}]
-    server.on_status = lambda: threading.Thread(target=server.stop).start()
+def test_server_gone_mid_job_keeps_the_job_id(server, client, style):
+    server.engine.hold.clear()
+    job = client.submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style], QUICK)
     with pytest.raises(ServerGone) as info:
-        client.wait("j", poll_interval=0.01, gone_after=0.2)
-    assert info.value.job_id == "j"
-    assert "j" in str(info.value) and "nst-server" in str(info.value)
+        client.wait(job, on_progress=lambda _: threading.Thread(target=server.stop).start(),
+                    poll_interval=0.01, gone_after=0.2)
+    assert info.value.job_id == job
+    assert job in str(info.value) and "nst-server" in str(info.value)
+
+
+# ---------------------------------------------------------------------------- the job flow
+def test_run_job_returns_the_result_in_the_request_layout(server, client, style):
+    layout = PixelLayout("BGRA", "u16")
+    request = StyleRequest(raw_bgra_u16(), 4, 2, layout, [str(style)], QUICK)
+    ids, statuses, held = [], [], []
+
+    class Guard:
+        def __init__(self, job_id):
+            held.append(("enter", job_id))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            held.append(("exit", exc[0]))
+
+    data = run_job(client, request, on_status=statuses.append, on_job_id=ids.append,
+                   while_running=Guard)
+    assert len(data) == layout.byte_count(4, 2) == 4 * 2 * 4 * 2
+    assert held == [("enter", ids[0]), ("exit", None)]
+    assert statuses[-1]["state"] == "done"
+
+
+def test_run_job_resumes_a_job_by_id(server, client, style):
+    job = client.submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style], QUICK)
+    request = StyleRequest(b"", 1, 1, PixelLayout("RGBA", "u8"), [str(style)])
+    assert len(run_job(client, request, job_id=job)) == 4
+    assert len(server.engine.calls) == 1  # nothing was submitted again
+
+
+def test_run_job_refuses_a_result_of_the_wrong_size(server, client, style):
+    request = StyleRequest(b"\0" * 4, 1, 1, PixelLayout("RGBA", "u8"), [str(style)], QUICK)
+    job = client.submit_raw(b"\0" * 8, 2, 1, "RGBA", "u8", [style], QUICK)  # another size
+    with pytest.raises(nst_client.NSTClientError, match="8 bytes instead of 4"):
+        run_job(client, request, job_id=job)
+
+
+def test_pixel_layout_names_what_the_server_takes():
+    assert PixelLayout("RGBA", "f16").bytes_per_sample == 2
+    assert PixelLayout("BGRA", "f32").byte_count(3, 2) == 3 * 2 * 4 * 4
+    assert PixelLayout("BGRA", "u8").as_dict(3, 2) == {
+        "width": 3, "height": 2, "channels": "BGRA", "sample": "u8"}
 
 
 def test_client_module_is_standard_library_only():

@@ -1,5 +1,5 @@
 """The dialogs' shared choices (plugins/nst_options.py): the same slider means the same
-settings in Krita and in GIMP."""
+settings in Krita and in GIMP, and the dialogs' defaults are the engine's own."""
 
 from __future__ import annotations
 
@@ -11,6 +11,30 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
 
 import nst_options
+
+from nst_engine import PRESETS, Settings
+
+
+def test_the_dialogs_offer_the_engines_presets_and_default():
+    assert tuple(PRESETS) == nst_options.PRESETS
+    assert nst_options.DEFAULT_PRESET == Settings().preset == Settings.from_preset().preset
+    assert nst_options.engine_settings()["preset"] == nst_options.DEFAULT_PRESET
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_sliders_at_the_middle_give_the_engines_own_weights(preset):
+    """50/50 is "the engine's default balance" in both dialogs, for every preset."""
+    engine = Settings.from_preset(preset)
+    chosen = Settings.from_dict(nst_options.engine_settings(preset))
+    assert (chosen.style_weight, chosen.content_weight) == (
+        engine.style_weight, engine.content_weight)
+    assert chosen.replace(preserve_colors=engine.preserve_colors) == engine
+
+
+@pytest.mark.parametrize("value", [0, 100])
+def test_every_slider_position_is_a_setting_the_engine_accepts(value):
+    for preset in PRESETS:
+        Settings.from_dict(nst_options.engine_settings(preset, value, value, True, 1))
 
 
 def test_sliders_are_logarithmic_around_the_engine_default():
@@ -29,6 +53,18 @@ def test_dialog_choices_become_server_settings():
     assert "seed" not in nst_options.engine_settings(seed=None)
     with pytest.raises(ValueError, match="preset"):
         nst_options.engine_settings("ultra")
+
+
+def test_one_server_status_line_for_both_dialogs():
+    assert nst_options.describe_health({"device": "cuda:0", "queue_length": 2}) == (
+        "Server connected: cuda:0, 2 jobs queued"
+    )
+    assert nst_options.describe_health({"device": "cpu", "queue_length": 1}) == (
+        "Server connected: cpu, 1 job queued"
+    )
+    assert nst_options.describe_health({"device": "cpu", "queue_length": 0}) == (
+        "Server connected: cpu, queue empty"
+    )
 
 
 def test_layer_name_and_progress_text():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import stat
 import zipfile
@@ -199,3 +200,39 @@ def test_missing_sources_and_unknown_editor_are_explained(tmp_path):
         install_plugin("gimp", tmp_path / "dest", plugins_root=tmp_path / "nothing")
     with pytest.raises(PluginInstallError, match="krita, gimp"):
         package_plugin("photoshop", tmp_path / "x.zip")
+
+
+# ------------------------------------------------------------------------- shared modules
+def _shared_modules_imported(folder: Path) -> set[str]:
+    """The top-level modules of plugins/ that the code under ``folder`` imports."""
+    shared = {p.name for p in PLUGINS.glob("*.py")}
+    found: set[str] = set()
+    for source in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            elif isinstance(node, ast.ImportFrom) and node.level == 1 and not node.module:
+                names = [alias.name for alias in node.names]  # `from . import nst_client`
+            found |= {f"{name}.py" for name in names if f"{name}.py" in shared}
+    return found
+
+
+@pytest.mark.parametrize(
+    ("editor", "code", "beside"),
+    [
+        ("krita", "krita/neural_style_transfer", "neural_style_transfer"),
+        ("gimp", "gimp/neural-style-transfer", "neural-style-transfer"),
+    ],
+)
+def test_every_shared_module_a_plugin_imports_is_installed_with_it(home, editor, code, beside):
+    """A new shared module must not work from the source tree and break once installed."""
+    imported = _shared_modules_imported(PLUGINS / code)
+    assert imported, "the plugin imports no shared module: is this test still looking right?"
+    assert imported <= set(plugin_install.SHARED)
+    target = install_plugin(editor, home / "dest", env={"HOME": str(home)}, platform="linux")
+    assert target.name == beside
+    for name in plugin_install.SHARED:
+        assert (target / name).read_bytes() == (PLUGINS / name).read_bytes()

@@ -95,11 +95,32 @@ def test_cancel_stops_within_one_iteration(engine, content, style, tiny):
 
 
 def test_cancel_from_another_thread(engine, content, style, tiny):
+    """A client cancels while the run is under way: another thread cancels once the first
+    iteration is reported, and the run stops at the next iteration instead of running on."""
     token = CancelToken()
-    threading.Timer(0.0, token.cancel).start()
-    threading.Event().wait(0.05)
+    first_reported, cancelled = threading.Event(), threading.Event()
+    seen, threads = [], {}
+
+    def canceller():
+        first_reported.wait(60)
+        threads["canceller"] = threading.get_ident()
+        token.cancel()
+        cancelled.set()
+
+    def progress(p):
+        seen.append((p.iteration, token.cancelled))
+        threads["run"] = threading.get_ident()
+        first_reported.set()
+        cancelled.wait(60)  # hold the run here until the other thread has cancelled
+
+    other = threading.Thread(target=canceller)
+    other.start()
     with pytest.raises(Cancelled):
-        engine.stylize(content, [style], tiny(initial_iterations=500), cancel=token)
+        engine.stylize(content, [style], tiny(initial_iterations=500), callback=progress,
+                       cancel=token)
+    other.join(10)
+    assert seen == [(1, False)]  # running, not yet cancelled; then it went no further
+    assert threads["canceller"] != threads["run"]
 
 
 def test_style_blend_weights_change_the_result(engine, content, style, tiny):

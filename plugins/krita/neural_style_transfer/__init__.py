@@ -7,7 +7,8 @@ Scripting (Krita's Scripter, batch scripts)::
     layer = stylize_node(doc, doc.activeNode(), "/path/to/style.jpg", {"preset": "draft"})
 
 Layout (after Acly/krita-ai-diffusion): ``extension`` is the thin Krita-facing layer, ``job`` and
-``pixels`` the model, ``client`` the shared server client, ``dialog``/``worker`` the UI.
+``pixels`` the model, ``shared`` imports the modules shared with the GIMP plug-in (the server
+client ``nst_client`` and the dialog choices ``nst_options``), ``dialog``/``worker`` the UI.
 """
 
 from __future__ import annotations

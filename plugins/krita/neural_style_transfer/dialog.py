@@ -13,7 +13,7 @@ from pathlib import Path
 from krita import Krita
 
 from .job import add_layer_above, is_in_document, read_request, write_pixels
-from .options import describe_health, push_recent
+from .options import push_recent
 from .pixels import UnsupportedColor
 from .qt import QtCore, QtGui, QtWidgets
 from .shared import nst_client, nst_options
@@ -177,7 +177,7 @@ class StyleTransferDialog(QtWidgets.QDialog):
         saved = _read_setting("options", {})
         self.strength.setValue(int(saved.get("strength", 50)))
         self.content.setValue(int(saved.get("content_kept", 50)))
-        self.preset.setCurrentText(saved.get("preset", "balanced"))
+        self.preset.setCurrentText(saved.get("preset", nst_options.DEFAULT_PRESET))
         self.preserve.setChecked(bool(saved.get("preserve_colors", False)))
         self.seed.setValue(int(saved.get("seed", 0)))
         recent = _read_setting("recent_styles", [])
@@ -230,7 +230,7 @@ class StyleTransferDialog(QtWidgets.QDialog):
         )
 
     def _show_health(self, health: dict) -> None:
-        self.server_line.setText(describe_health(health))
+        self.server_line.setText(nst_options.describe_health(health))
 
     def _show_server_error(self, exc: Exception) -> None:
         self.server_line.setText("Server: not reachable")

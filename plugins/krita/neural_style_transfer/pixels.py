@@ -1,4 +1,5 @@
-"""How Krita lays out a layer's pixels, and turning 8-bit previews into that layout.
+"""Which shared :class:`~nst_client.PixelLayout` Krita uses for a layer, and turning 8-bit
+previews into that layout.
 
 Pure Python (no Krita, no Qt) so it is unit-tested outside the editor. Krita hands integer RGBA
 pixels as BGRA and float RGBA pixels as RGBA (checked in Krita 5.2.9: ``node.channels()`` lists
@@ -9,14 +10,15 @@ interleaved, no padding: exactly the raw layout the server accepts, so nothing i
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
 
-# Krita colour depth id -> (server sample name, bytes per sample, struct code, channel order)
+from .shared import nst_client
+
+# Krita colour depth id -> (server sample name, channel order)
 _DEPTHS = {
-    "U8": ("u8", 1, "B", "BGRA"),
-    "U16": ("u16", 2, "H", "BGRA"),
-    "F16": ("f16", 2, "e", "RGBA"),
-    "F32": ("f32", 4, "f", "RGBA"),
+    "U8": ("u8", "BGRA"),
+    "U16": ("u16", "BGRA"),
+    "F16": ("f16", "RGBA"),
+    "F32": ("f32", "RGBA"),
 }
 
 
@@ -24,22 +26,7 @@ class UnsupportedColor(Exception):
     """The layer's colour model or depth is not one the server can take."""
 
 
-@dataclass(frozen=True)
-class PixelLayout:
-    """A layer's raw pixel layout, named as the server's ``layout`` field names it."""
-
-    channels: str
-    sample: str
-    bytes_per_sample: int
-
-    def byte_count(self, width: int, height: int) -> int:
-        return width * height * 4 * self.bytes_per_sample
-
-    def as_dict(self, width: int, height: int) -> dict:
-        return {"width": width, "height": height, "channels": self.channels, "sample": self.sample}
-
-
-def layout_for(color_model: str, color_depth: str) -> PixelLayout:
+def layout_for(color_model: str, color_depth: str) -> nst_client.PixelLayout:
     """The layout Krita uses for a layer, or UnsupportedColor saying what the artist can do."""
     if color_model != "RGBA" or color_depth not in _DEPTHS:
         raise UnsupportedColor(
@@ -48,8 +35,8 @@ def layout_for(color_model: str, color_depth: str) -> PixelLayout:
             f"RGB/Alpha (8-bit integer, 16-bit integer, 16-bit float or 32-bit float), "
             f"then run the filter again."
         )
-    sample, size, _, channels = _DEPTHS[color_depth]
-    return PixelLayout(channels, sample, size)
+    sample, channels = _DEPTHS[color_depth]
+    return nst_client.PixelLayout(channels, sample)
 
 
 def _lookup_table(sample: str) -> list[bytes]:
@@ -62,7 +49,7 @@ def _lookup_table(sample: str) -> list[bytes]:
     return [struct.pack(code, v / 255.0) for v in range(256)]
 
 
-def rgba8_to_layout(rgba: bytes, layout: PixelLayout) -> bytes:
+def rgba8_to_layout(rgba: bytes, layout: nst_client.PixelLayout) -> bytes:
     """Convert 8-bit RGBA (a decoded preview) into the layer's channel order and sample type."""
     if len(rgba) % 4:
         raise ValueError("RGBA data must have 4 bytes per pixel")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .job import add_layer_above, read_request, run_job
+from .job import add_layer_above, read_request
 from .shared import nst_client, nst_options
 
 
@@ -31,5 +31,5 @@ def stylize_node(
     """
     client = client or nst_client.Client.discover()
     request = read_request(document, node, [style_path], settings, selection_only)
-    result = run_job(client, request, on_status=on_progress, job_id=job_id)
+    result = nst_client.run_job(client, request, on_status=on_progress, job_id=job_id)
     return add_layer_above(document, node, nst_options.layer_name(style_path), result)

@@ -1,8 +1,9 @@
-"""Import the modules shared with the GIMP plug-in, wherever they live.
+"""The one place this plugin imports the modules it shares with the GIMP plug-in.
 
-Installed plugins carry copies of ``nst_client.py`` (the server client) and ``nst_options.py``
-(the dialog's choices turned into server settings) inside this package: the installer puts them
-there. In the source tree they are in ``plugins/``, two folders up. There is no other copy.
+Both plugins find ``nst_client`` (the server client and job flow) and ``nst_options`` (the
+dialogs' choices) by the same rule, each in its ``shared`` module: the copy the installer put
+next to the plugin's code first, else the source tree's ``plugins/`` folder, appended to
+``sys.path``. There is no other copy. Here the installer puts them inside this package.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from pathlib import Path
 
 try:
     from . import nst_client, nst_options
-except ImportError:
-    _plugins = str(Path(__file__).resolve().parents[2])
-    if _plugins not in sys.path:
-        sys.path.insert(0, _plugins)
+except ImportError:  # the source tree: plugins/ is two folders up
+    sys.path.append(str(Path(__file__).resolve().parents[2]))
     import nst_client
     import nst_options
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from .job import StyleRequest, run_job
-from .pixels import PixelLayout, rgba8_to_layout
+from .pixels import rgba8_to_layout
 from .qt import QtCore, QtGui, Signal
 from .shared import nst_client
 
 
-def decode_preview(png: bytes, width: int, height: int, layout: PixelLayout) -> bytes | None:
+def decode_preview(
+    png: bytes, width: int, height: int, layout: nst_client.PixelLayout
+) -> bytes | None:
     """A server preview PNG scaled to the canvas, in the layer's own pixel layout."""
     image = QtGui.QImage.fromData(png)
     if image.isNull():
@@ -62,7 +63,7 @@ class JobWorker(QtCore.QThread):
     def __init__(
         self,
         client: nst_client.Client,
-        request: StyleRequest,
+        request: nst_client.StyleRequest,
         job_id: str | None = None,
         preview_size: int = 512,
         parent=None,
@@ -81,13 +82,13 @@ class JobWorker(QtCore.QThread):
 
     def run(self) -> None:
         try:
-            data = run_job(
+            data = nst_client.run_job(
                 self.client,
                 self.request,
-                self._on_status,
-                self._cancel.is_set,
-                self.job_id,
-                self._on_job_id,
+                on_status=self._on_status,
+                should_cancel=self._cancel.is_set,
+                job_id=self.job_id,
+                on_job_id=self._on_job_id,
             )
         except Exception as exc:
             self.failed.emit(exc)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-import nst_client
-import nst_options
 from gi.repository import Gimp, GObject
+
+from .shared import nst_client, nst_options
 
 PROCEDURE = "python-fu-neural-style-transfer"
 MENU_PATH = "<Image>/Filters/Artistic"
@@ -108,7 +108,7 @@ def define(procedure: Gimp.ImageProcedure) -> None:
         "_Quality",
         "draft is quick; high and paper take much longer",
         presets,
-        "balanced",
+        nst_options.DEFAULT_PRESET,
         _FLAGS,
     )
     procedure.add_boolean_argument(
@@ -176,13 +176,13 @@ def _extra_settings(text: str | None) -> dict:
 
 
 def server_status() -> str:
-    """One line for the dialog, so a stopped server is noticed before pressing OK."""
+    """One line for the dialog, so a stopped server is noticed before pressing OK: the shared
+    status line, or what to do when the server cannot be reached."""
     try:
         health = nst_client.Client.discover(timeout=3).health()
     except nst_client.NSTClientError as exc:
         return str(exc)
-    queue = health.get("queue_length") or 0
-    return f"Server ready on {health.get('device', '?')}, {queue} job(s) queued."
+    return nst_options.describe_health(health)
 
 
 def show_dialog(procedure: Gimp.ImageProcedure, config: Gimp.ProcedureConfig) -> bool:

@@ -1,8 +1,9 @@
-"""Which pixel format the plug-in exchanges with the server, for each GIMP image precision.
+"""Which pixel layout the plug-in exchanges with the server, for each GIMP image precision.
 
-Pure Python (no ``gi``) so it is unit-tested outside GIMP. The same format is used to read the
-source layer and to write the result layer, so a round trip through the server never changes the
-encoding: GEGL converts from the layer's storage to this format and back.
+Pure Python (no ``gi``) so it is unit-tested outside GIMP. The layout is the shared
+``nst_client.PixelLayout``; :func:`babl_format` names the same layout for GEGL. The same format is
+used to read the source layer and to write the result layer, so a round trip through the server
+never changes the encoding: GEGL converts from the layer's storage to this format and back.
 
 The rules, and why:
 
@@ -22,16 +23,13 @@ integer precisions).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from .shared import nst_client
 
-# GIMP's component type (first part of the precision's nick) -> server sample, Babl type, bytes.
-_SAMPLES = {
-    "u8": ("u8", "u8", 1),
-    "u16": ("u16", "u16", 2),
-    "half": ("f16", "half", 2),
-    "float": ("f32", "float", 4),
-}
-_FLOAT = _SAMPLES["float"]
+# GIMP's component type (first part of the precision's nick) -> the server's sample type.
+_SAMPLES = {"u8": "u8", "u16": "u16", "half": "f16", "float": "f32"}
+# The server's sample type -> Babl's name for it.
+_BABL_TYPES = {"u8": "u8", "u16": "u16", "f16": "half", "f32": "float"}
+CHANNELS = "RGBA"  # GEGL hands RGBA in this order; the server takes it as is
 _WIDE = ("u32", "double")  # no server sample type holds these as they are
 _CURVES = ("linear", "non-linear", "perceptual")
 
@@ -40,21 +38,7 @@ class UnsupportedPrecision(ValueError):
     """A precision this table does not know (a GIMP newer than the plug-in)."""
 
 
-@dataclass(frozen=True)
-class ExchangeFormat:
-    """How pixels travel: ``babl`` for GEGL, ``sample`` for the server's ``layout``."""
-
-    babl: str
-    sample: str
-    bytes_per_sample: int
-
-    channels = "RGBA"  # GEGL hands RGBA in this order; the server takes it as is
-
-    def byte_count(self, width: int, height: int) -> int:
-        return width * height * 4 * self.bytes_per_sample
-
-
-def exchange_format(precision_nick: str) -> ExchangeFormat:
+def exchange_format(precision_nick: str) -> nst_client.PixelLayout:
     """The format for a ``Gimp.Precision`` value nick, e.g. ``"u16-non-linear"``."""
     component, _, curve = precision_nick.partition("-")
     if curve not in _CURVES or (component not in _SAMPLES and component not in _WIDE):
@@ -63,9 +47,11 @@ def exchange_format(precision_nick: str) -> ExchangeFormat:
             f"Convert the image with Image > Precision to 8-bit, 16-bit or 32-bit float, "
             f"then run the filter again."
         )
-    if curve == "linear" or component in _WIDE:
-        sample, babl_type, size = _FLOAT
-    else:
-        sample, babl_type, size = _SAMPLES[component]
-    # "R'G'B'A" is the sRGB curve; perceptual images store the same curve.
-    return ExchangeFormat(f"R'G'B'A {babl_type}", sample, size)
+    sample = "f32" if curve == "linear" or component in _WIDE else _SAMPLES[component]
+    return nst_client.PixelLayout(CHANNELS, sample)
+
+
+def babl_format(layout: nst_client.PixelLayout) -> str:
+    """GEGL's name for ``layout``: "R'G'B'A" is the sRGB curve (perceptual images store the same
+    curve), in the layout's sample type."""
+    return f"R'G'B'A {_BABL_TYPES[layout.sample]}"

@@ -2,7 +2,7 @@
 
 The layer is read over its own extent (GIMP layers may be smaller or larger than the canvas, and
 offset), so the result layer lies exactly over the source and its alpha can follow the source's
-pixel for pixel. Reading and writing use the same exchange format (see ``formats``).
+pixel for pixel. Reading and writing use the same pixel layout (see ``formats``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 from gi.repository import Gegl, Gimp
 
-from .formats import ExchangeFormat, exchange_format
+from .formats import babl_format, exchange_format
+from .shared import nst_client
 
 SELECTION_FORMAT = "Y u8"  # coverage 0..255, the server's mask format
 
@@ -30,7 +31,7 @@ class Source:
     y: int
     width: int
     height: int
-    fmt: ExchangeFormat
+    layout: nst_client.PixelLayout
     pixels: bytes
     mask: bytes | None
 
@@ -52,16 +53,17 @@ def read_source(image: Gimp.Image, drawables: list, selection_only: bool) -> Sou
             "then run the filter again."
         )
     layer = drawables[0]
-    fmt = exchange_format(image.get_precision().value_nick)
+    layout = exchange_format(image.get_precision().value_nick)
     width, height = layer.get_width(), layer.get_height()
     _, x, y = layer.get_offsets()
-    pixels = layer.get_buffer().get(_rect(width, height), 1.0, fmt.babl, Gegl.AbyssPolicy.NONE)
+    babl = babl_format(layout)
+    pixels = layer.get_buffer().get(_rect(width, height), 1.0, babl, Gegl.AbyssPolicy.NONE)
     mask = None
     if selection_only and not Gimp.Selection.is_empty(image):
         selection = image.get_selection().get_buffer()  # in image coordinates
         over_layer = _rect(width, height, x, y)
         mask = bytes(selection.get(over_layer, 1.0, SELECTION_FORMAT, Gegl.AbyssPolicy.NONE))
-    return Source(image, layer, x, y, width, height, fmt, bytes(pixels), mask)
+    return Source(image, layer, x, y, width, height, layout, bytes(pixels), mask)
 
 
 def add_result_layer(source: Source, name: str, pixels: bytes) -> Gimp.Layer:
@@ -91,7 +93,7 @@ def add_result_layer(source: Source, name: str, pixels: bytes) -> Gimp.Layer:
         parent = source.layer.get_parent()
         inserted = image.insert_layer(layer, parent, image.get_item_position(source.layer))
         buffer = layer.get_buffer()
-        buffer.set(_rect(source.width, source.height), source.fmt.babl, pixels)
+        buffer.set(_rect(source.width, source.height), babl_format(source.layout), pixels)
         buffer.flush()
         layer.update(0, 0, source.width, source.height)
     except Exception:

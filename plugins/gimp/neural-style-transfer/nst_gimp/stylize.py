@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import nst_client
-import nst_options
+import functools
+
 from gi.repository import Gimp
 
 from .arguments import TITLE, ChoiceError, Choices
 from .formats import UnsupportedPrecision
-from .job import stylize_pixels
 from .layers import LayerError, add_result_layer, read_source
+from .shared import nst_client, nst_options
+from .watchdog import cancel_if_killed
 
 # Failures whose message tells the artist what to do; anything else is a bug and shows as one.
 ARTIST_ERRORS = (nst_client.NSTClientError, ChoiceError, LayerError, UnsupportedPrecision)
@@ -25,22 +26,27 @@ def stylize(image: Gimp.Image, drawables: list, choices: Choices) -> Gimp.Layer:
     """Stylise the one selected layer; the image is changed only if this returns.
 
     GIMP stays responsive meanwhile (a plug-in is a process of its own); its progress bar's
-    Cancel button ends the run, and the watchdog in ``job`` then cancels the server's job.
+    Cancel button ends the run by killing the plug-in, and the watchdog held while the job runs
+    then cancels the server's job.
     """
     source = read_source(image, drawables, choices.selection_only)
     client = nst_client.Client.discover()
+    request = nst_client.StyleRequest(
+        source.pixels,
+        source.width,
+        source.height,
+        source.layout,
+        [choices.style],
+        choices.settings,
+        source.mask,
+    )
     Gimp.progress_init(f"{TITLE}: sending the layer to the server...")
     try:
-        pixels = stylize_pixels(
+        pixels = nst_client.run_job(
             client,
-            source.pixels,
-            source.width,
-            source.height,
-            source.fmt,
-            [choices.style],
-            choices.settings,
-            mask=source.mask,
+            request,
             on_status=_show_progress,
+            while_running=functools.partial(cancel_if_killed, client),
         )
     finally:
         Gimp.progress_end()

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import nst_client
+from .shared import nst_client
 
 DONE = b"done\n"
 

@@ -1,0 +1,75 @@
+"""The composition root: the job store, the queue and one worker per device, wired together.
+
+Kept apart from the Flask factory (:mod:`server.app`) so that the API (:mod:`server.api`) can
+name the service it serves without importing the module that imports it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+
+from nst_engine import StyleTransfer
+
+from . import __version__
+from .config import ServerConfig
+from .jobs import JobManager
+from .store import JobStore
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    """Everything the API serves from: the job store and queue, and one worker per device."""
+
+    def __init__(self, config: ServerConfig, engines: Sequence[StyleTransfer]) -> None:
+        self.config = config
+        self.store = JobStore(config.data_dir)
+        self.manager = JobManager(config, self.store, workers=len(engines))
+        self.workers = [Worker(self.manager, engine) for engine in engines]
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep, daemon=True, name="nst-sweeper")
+
+    def start(self) -> None:
+        for worker in self.workers:
+            worker.start()
+        self._sweeper.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop taking jobs; a running job is interrupted and runs again at the next start."""
+        self._stop.set()
+        self.manager.stop()
+        for worker in self.workers:
+            worker.join(timeout)
+        self.store.close()
+
+    def health(self) -> dict:
+        first = self.workers[0].description
+        return {
+            "status": "ok",
+            "version": __version__,
+            "device": first["device"],
+            "devices": [worker.description["device"] for worker in self.workers],
+            "weights": first["weights"],
+            "precision": first["precision"],
+            "queue_length": self.manager.queue_length(),
+            "running": self.manager.running(),
+            "limits": self.config.limits.to_dict(),
+        }
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(self.config.sweep_interval_s):
+            try:
+                removed = self.manager.sweep()
+            except Exception:
+                log.exception("could not remove expired jobs")
+                continue
+            if removed:
+                log.info("removed %d expired jobs", removed)
+
+
+def load_engines(config: ServerConfig) -> list[StyleTransfer]:
+    """One loaded model per configured device (slow: seconds each)."""
+    return [StyleTransfer(config.weights, device=device) for device in config.devices]

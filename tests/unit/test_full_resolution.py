@@ -1,0 +1,104 @@
+"""Full-resolution runs: their scales, their memory plan, and tiled runs end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nst_engine import Cancelled, CancelToken, Progress, Settings, SettingsError, memory
+
+
+def _budget_for_tiles(settings: Settings, height: int, width: int, tiles: int) -> int:
+    """The largest budget (in 16 MB steps) whose plan cuts a scale into at least ``tiles``."""
+    budget = 8 * 2**30
+    while budget > 0:
+        plan = memory.plan_scale(height, width, layers=settings.layers,
+                                 content_layers=settings.content_layers, optimizer="lbfgs",
+                                 dtype_bytes=4, budget=budget, content_pixels=height * width)
+        if len(plan.tiles) >= tiles:
+            return budget
+        budget -= 16 * 2**20
+    raise AssertionError("no budget tiles this image")
+
+
+def test_full_resolution_doubles_past_size_and_ends_at_the_content_size():
+    full = Settings.from_preset("full")
+    assert full.scale_sizes(3000, 4000) == [(192, 256), (384, 512), (768, 1024), (1536, 2048),
+                                            (3000, 4000)]
+    assert full.scale_iterations(3000, 4000) == [300, 150, 150, 50, 50]
+    assert full.total_iterations(3000, 4000) == 700
+    # A content just above 'size' replaces the last scale instead of adding a tiny step.
+    assert full.scale_sizes(800, 1100) == [(186, 256), (372, 512), (800, 1100)]
+    # Without full resolution a large content is processed at 'size' and upsampled.
+    assert Settings.from_preset("high").scale_sizes(3000, 4000)[-1] == (768, 1024)
+
+
+def test_memory_budget_setting_takes_sizes_with_units():
+    assert Settings.from_dict({"memory_budget": "6GB"}).memory_budget == 6 * 2**30
+    assert Settings.from_dict({"memory_budget": 2**30}).memory_budget == 2**30
+    with pytest.raises(SettingsError, match="memory_budget"):
+        Settings.from_dict({"memory_budget": "lots"})
+    with pytest.raises(SettingsError, match="memory_budget"):
+        Settings.from_dict({"memory_budget": "1MB"})  # below the smallest useful budget
+
+
+def test_plan_fits_the_budget_and_falls_back_to_adam_when_history_cannot():
+    settings = Settings.from_preset("full")
+    kwargs = {"layers": settings.layers, "content_layers": settings.content_layers,
+              "dtype_bytes": 4, "content_pixels": 4096 * 4096}
+    roomy = memory.plan_scale(4096, 4096, optimizer="lbfgs", budget=64 * 2**30, **kwargs)
+    assert len(roomy.tiles) == 1 and roomy.history == 20
+    tight = memory.plan_scale(4096, 4096, optimizer="lbfgs", budget=6 * 2**30, **kwargs)
+    assert len(tight.tiles) > 1 and tight.peak <= 6 * 2**30
+    assert "tiles" in tight.describe(4096, 4096)
+    tighter = memory.plan_scale(4096, 4096, optimizer="lbfgs", budget=4 * 2**30, **kwargs)
+    assert tighter.optimizer == "adam" and tighter.peak <= 4 * 2**30
+    with pytest.raises(memory.BudgetError, match="needs at least"):
+        memory.plan_scale(4096, 4096, optimizer="lbfgs", budget=2 * 2**30, **kwargs)
+
+
+def test_a_tiled_run_gives_the_untiled_result(engine, style):
+    """The same seeded run, whole and in tiles: the same image, and progress per tile."""
+    rng = np.random.default_rng(3)
+    content = np.concatenate([np.full((128, 400, 3), 0.6, np.float32),
+                              rng.random((128, 400, 3), dtype=np.float32)], axis=0)
+    settings = Settings.from_dict({"preset": "draft", "size": 400, "scales": 1,
+                                   "initial_iterations": 3, "preview_every": 0, "seed": 0})
+    budget = _budget_for_tiles(settings, 256, 400, tiles=2)
+    whole, tiled = [], []
+    untiled = engine.stylize(content, [style], settings, callback=whole.append)
+    result = engine.stylize(content, [style], settings.replace(memory_budget=budget),
+                            callback=tiled.append)
+    assert "untiled" in whole[0].plan and "tiles" in tiled[0].plan
+    assert np.abs(result - untiled).max() < 2e-3
+    passes = tiled[0].tiles
+    assert passes >= 4  # two passes per tile
+    assert [(p.iteration, p.tile) for p in tiled[:passes]] == (
+        [(0, t) for t in range(1, passes)] + [(1, 0)])
+    # The ETA is known from the first tile on, and reaches zero with the last iteration.
+    assert all(p.eta is not None for p in tiled)
+    assert tiled[-1].eta == pytest.approx(0, abs=1e-6)
+
+
+def test_cancel_acts_within_one_tile(engine, style):
+    content = np.random.default_rng(4).random((256, 400, 3), dtype=np.float32)
+    settings = Settings.from_dict({"preset": "draft", "size": 400, "scales": 1,
+                                   "initial_iterations": 50, "preview_every": 0})
+    settings = settings.replace(memory_budget=_budget_for_tiles(settings, 256, 400, tiles=2))
+    cancel, seen = CancelToken(), []
+
+    def on_progress(progress: Progress) -> None:
+        seen.append(progress)
+        if progress.tile == 1:
+            cancel.cancel()
+
+    with pytest.raises(Cancelled):
+        engine.stylize(content, [style], settings, callback=on_progress, cancel=cancel)
+    assert [(p.iteration, p.tile) for p in seen] == [(0, 1)]
+
+
+def test_a_run_that_cannot_fit_says_what_would(engine, style):
+    content = np.zeros((2000, 3000, 3), np.float32)
+    settings = Settings.from_dict({"preset": "full", "memory_budget": "1GB"})
+    with pytest.raises(SettingsError, match=r"memory_budget.*up to \d+ px on the longest side"):
+        engine.stylize(content, [style], settings)

@@ -1,0 +1,38 @@
+"""``nst-server``'s commands other than serving: what an artist sees when one of them fails."""
+
+from __future__ import annotations
+
+from server import cli
+
+
+def test_install_plugin_failure_is_one_line_and_exit_1(tmp_path, capsys):
+    """An unwritable destination: the installer's own message, not a traceback."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the plug-in folder should be")
+    assert cli.main(["install-plugin", "gimp", "--dest", str(blocker)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("nst-server: Could not install the gimp plugin into ")
+    assert "Traceback" not in err[0]
+
+
+def test_package_plugin_failure_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    """Missing plugin sources (an install without plugins/) are explained, not raised."""
+    monkeypatch.setattr(cli.plugin_install, "PLUGINS_ROOT", tmp_path / "nothing")
+    assert cli.main(["package-plugin", "krita", "-o", str(tmp_path / "k.zip")]) == 1
+    err = capsys.readouterr().err
+    assert "The krita plugin's files are missing" in err and "Traceback" not in err
+
+
+def test_install_plugin_success_says_what_to_do_next(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cli.main(["install-plugin", "gimp", "--dest", str(tmp_path / "plug-ins")]) == 0
+    out = capsys.readouterr().out
+    assert "Installed the gimp plugin" in out and "Filters > Artistic" in out
+
+
+def test_token_is_printed_and_kept(tmp_path, capsys):
+    assert cli.main(["token", "--config-dir", str(tmp_path)]) == 0
+    first = capsys.readouterr().out.strip()
+    assert cli.main(["token", "--config-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == first and len(first) >= 32

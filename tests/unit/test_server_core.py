@@ -1,0 +1,277 @@
+"""The server's core without HTTP: job store, queue, codec and submission checks, in-process.
+
+api.py's handlers only translate; these modules make every decision, so they are tested here
+directly, in milliseconds: no server, no engine, no sleeps (time is a fake clock).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from werkzeug.datastructures import FileStorage, MultiDict
+
+from nst_engine import Progress
+from server import imagecodec
+from server.config import Limits, ServerConfig
+from server.errors import BadInput, NoPreview, NotReady, QueueFull, TooLarge, UnknownJob
+from server.jobs import JobManager
+from server.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobStore
+from server.submission import Submission, parse_submission
+
+QUICK = {"preset": "draft", "size": 32, "scales": 1, "initial_iterations": 2}
+
+
+class Clock:
+    """Wall-clock time that moves only when a test says so."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+STYLE = png(np.full((8, 8, 3), 90, dtype=np.uint8))
+RAW_LAYOUT = {"width": 2, "height": 1, "channels": "BGRA", "sample": "u8"}
+
+
+def files(**parts: bytes | list[bytes]) -> MultiDict:
+    items = []
+    for name, value in parts.items():
+        for data in value if isinstance(value, list) else [value]:
+            items.append((name, FileStorage(io.BytesIO(data), filename=name)))
+    return MultiDict(items)
+
+
+def submission(settings: dict | None = None, mask: bool = False) -> Submission:
+    parts = {"content": bytes([10, 20, 30, 255, 40, 50, 60, 128]), "style": STYLE}
+    if mask:
+        parts["mask"] = bytes([255, 0])
+    form = MultiDict({"layout": json.dumps(RAW_LAYOUT),
+                      "settings": json.dumps(settings or QUICK)})
+    return parse_submission(form, files(**parts), Limits())
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def config(tmp_path) -> ServerConfig:
+    return ServerConfig(data_dir=tmp_path, token="t", limits=Limits(max_queue=3),
+                        result_ttl_s=3600, unfetched_ttl_s=7 * 24 * 3600, max_attempts=2)
+
+
+@pytest.fixture
+def manager(config, clock):
+    store = JobStore(config.data_dir)
+    yield JobManager(config, store, clock=clock)
+    store.close()
+
+
+def progress(iteration: int, total: int = 2, preview: Image.Image | None = None) -> Progress:
+    return Progress(iteration, total, 0, 1, {"total": 1.0}, 0.0, 5.0, preview)
+
+
+# -------------------------------------------------------------------------------- submission
+def test_submission_accepts_raw_pixels_and_keeps_their_form():
+    accepted = submission(mask=True)
+    assert accepted.form == imagecodec.Form("raw", 2, 1, "u8", channels="BGRA")
+    assert accepted.styles == [STYLE] and accepted.mask == bytes([255, 0])
+    assert accepted.settings.total_iterations() == 2 and accepted.style_weights is None
+
+
+@pytest.mark.parametrize(
+    ("parts", "fields", "code"),
+    [
+        ({"style": STYLE}, {}, "missing_content"),
+        ({"content": [STYLE, STYLE], "style": STYLE}, {}, "duplicate_content"),
+        ({"content": STYLE}, {}, "missing_style"),
+        ({"content": b"hello", "style": STYLE}, {}, "unsupported_image"),
+        ({"content": STYLE, "style": STYLE}, {"settings": "[1]"}, "bad_settings"),
+        ({"content": STYLE, "style": STYLE}, {"settings": '{"init_image": "/etc/x"}'},
+         "bad_settings"),
+        ({"content": STYLE, "style": STYLE}, {"style_weights": "[0]"}, "bad_style_weights"),
+        ({"content": STYLE, "style": STYLE, "mask": b"\0"}, {}, "mask_mismatch"),
+        ({"content": b"\0" * 7, "style": STYLE}, {"layout": json.dumps(RAW_LAYOUT)},
+         "layout_mismatch"),
+    ],
+)
+def test_submission_refuses_a_bad_part_by_name(parts, fields, code):
+    with pytest.raises(BadInput) as error:
+        parse_submission(MultiDict(fields), files(**parts), Limits())
+    assert error.value.code == code
+
+
+def test_submission_limits_are_domain_errors():
+    many = MultiDict({"settings": json.dumps({**QUICK, "initial_iterations": 50})})
+    with pytest.raises(BadInput, match="limit is 10") as error:
+        parse_submission(many, files(content=STYLE, style=STYLE), Limits(max_iterations=10))
+    assert (error.value.code, error.value.extra) == ("too_many_iterations",
+                                                     {"setting": "iterations"})
+    with pytest.raises(TooLarge, match="limit is 63"):
+        parse_submission(MultiDict(), files(content=STYLE, style=STYLE), Limits(max_pixels=63))
+
+
+# --------------------------------------------------------------------------------- imagecodec
+def test_raw_result_keeps_layout_and_alpha_and_cuts_by_the_mask():
+    form = imagecodec.Form("raw", 2, 1, "u8", channels="BGRA")
+    content = imagecodec.decode_raw(bytes([10, 20, 30, 255, 40, 50, 60, 128]), form)
+    assert np.allclose(content.rgb[0, 0] * 255, [30, 20, 10])  # BGRA -> RGB
+    mask = np.array([[255, 0]], dtype=np.uint8)
+    result = imagecodec.encode_result(content.rgb, content, mask)
+    assert isinstance(result, imagecodec.EncodedResult)
+    assert (result.form, result.media_type) == (form, "application/octet-stream")
+    assert result.body == bytes([10, 20, 30, 255, 40, 50, 60, 0])
+
+
+def test_file_result_is_the_same_file_type():
+    pixels = np.zeros((3, 4, 4), dtype=np.uint8)
+    pixels[..., 3] = 77
+    content = imagecodec.decode_file(png(pixels), max_pixels=100)
+    result = imagecodec.encode_result(content.rgb, content, None)
+    assert result.media_type == "image/png" and result.form.format == "png"
+    back = Image.open(io.BytesIO(result.body))
+    assert back.size == (4, 3) and np.all(np.asarray(back)[..., 3] == 77)
+
+
+def test_codec_errors_are_domain_errors():
+    with pytest.raises(TooLarge):
+        imagecodec.decode_file(png(np.zeros((10, 10, 3), np.uint8)), max_pixels=99)
+    with pytest.raises(BadInput, match="NaN"):
+        imagecodec.decode_raw(np.full(4, np.nan, "<f4").tobytes(),
+                              imagecodec.Form("raw", 1, 1, "f32"))
+    with pytest.raises(BadInput) as error:
+        imagecodec.parse_layout('{"width": 1}', 100)
+    assert error.value.code == "invalid_layout"
+
+
+# ---------------------------------------------------------------------------- jobs and store
+def test_a_job_goes_queued_running_done_and_its_result_is_typed(manager, clock):
+    record = manager.submit(submission())
+    assert len(record.id) == 32 and manager.status(record.id)["state"] == QUEUED
+    assert manager.status(record.id)["queue_position"] == 1
+    with pytest.raises(NotReady) as error:
+        manager.result(record.id)
+    assert error.value.extra == {"state": QUEUED}
+    taken = manager.take()
+    assert (taken.id, taken.state, taken.attempts) == (record.id, RUNNING, 1)
+    with pytest.raises(NoPreview):
+        manager.preview(record.id, 64)
+    manager.report(record.id, progress(1, preview=Image.new("RGB", (8, 8))))
+    status = manager.status(record.id)
+    assert (status["iteration"], status["percent"], status["eta"]) == (1, 50.0, 5.0)
+    assert manager.preview(record.id, 64).startswith(b"\x89PNG")
+    clock.advance(3)
+    manager.finish(record.id, imagecodec.EncodedResult(b"pixels!!", imagecodec.Form.from_json(
+        record.form)))
+    status = manager.status(record.id)
+    assert (status["state"], status["percent"], status["elapsed"]) == (DONE, 100.0, 3.0)
+    result = manager.result(record.id)
+    assert (result.body, result.form.channels) == (b"pixels!!", "BGRA")
+    assert manager.store.get(record.id).fetched == clock.now
+
+
+def test_cancel_wins_over_a_late_finish_and_fail(manager):
+    record = manager.submit(submission())
+    manager.take()
+    live = manager.live(record.id)
+    assert manager.cancel(record.id)["state"] == CANCELLED
+    assert live.cancel.cancelled  # the worker stops within one iteration
+    manager.finish(record.id, imagecodec.EncodedResult(b"late", imagecodec.Form.from_json(
+        record.form)))
+    manager.fail(record.id, "late")
+    assert manager.status(record.id)["state"] == CANCELLED
+    assert manager.status(record.id)["error"] == "cancelled by a client"
+
+
+def test_cancel_of_a_queued_job_takes_it_out_of_the_queue(manager):
+    first, second = manager.submit(submission()), manager.submit(submission())
+    manager.cancel(first.id)
+    assert manager.queue_length() == 1
+    assert manager.status(second.id)["queue_position"] == 1
+    assert manager.take().id == second.id
+
+
+def test_a_failed_job_says_why(manager):
+    record = manager.submit(submission())
+    manager.take()
+    manager.fail(record.id, "the style image is broken")
+    status = manager.status(record.id)
+    assert (status["state"], status["error"]) == (FAILED, "the style image is broken")
+    with pytest.raises(NotReady, match="it failed: the style image is broken"):
+        manager.result(record.id)
+
+
+def test_unknown_and_malformed_ids(manager):
+    for job_id in ("nope", "0" * 32):
+        with pytest.raises(UnknownJob):
+            manager.status(job_id)
+
+
+def test_full_queue_is_refused_with_a_retry_hint(manager):
+    for _ in range(3):
+        manager.submit(submission())
+    with pytest.raises(QueueFull) as error:
+        manager.submit(submission())
+    assert error.value.code == "queue_full" and error.value.retry_after >= 1
+
+
+def test_recovery_requeues_in_order_and_fails_a_job_that_keeps_killing_the_server(
+        config, clock):
+    store = JobStore(config.data_dir)
+    first = JobManager(config, store, clock=clock)
+    a, b, c = (first.submit(submission()) for _ in range(3))
+    first.take()  # a is running when the process "dies"
+    again = JobManager(config, store, clock=clock)  # the next start, same store
+    assert [again.take().id for _ in range(3)] == [a.id, b.id, c.id]
+    assert store.get(a.id).attempts == 2
+    # a was running at two deaths (max_attempts=2): the third start fails it instead.
+    third = JobManager(config, store, clock=clock)
+    assert store.get(a.id).state == FAILED and "stopped 2 times" in store.get(a.id).error
+    assert [third.take().id for _ in range(2)] == [b.id, c.id]
+    store.close()
+
+
+def test_a_clean_shutdown_requeues_without_counting_an_attempt(manager):
+    record = manager.submit(submission())
+    taken = manager.take()
+    manager.stop()
+    assert manager.stopping and manager.live(record.id).cancel.cancelled
+    manager.requeue(taken)
+    assert manager.store.get(record.id).state == QUEUED
+    assert manager.store.get(record.id).attempts == 0
+    assert manager.take() is None  # stopping: workers get nothing more
+
+
+def test_expiry_an_hour_after_fetching_or_a_week_unfetched(manager, clock):
+    fetched, unfetched, queued = (manager.submit(submission()) for _ in range(3))
+    for record in (fetched, unfetched):
+        manager.take()
+        manager.finish(record.id, imagecodec.EncodedResult(b"x", imagecodec.Form.from_json(
+            record.form)))
+    manager.result(fetched.id)
+    clock.advance(3599)
+    assert manager.sweep() == 0
+    clock.advance(2)
+    assert manager.sweep() == 1
+    with pytest.raises(UnknownJob):
+        manager.status(fetched.id)
+    assert not manager.store.folder(fetched.id).exists()
+    clock.advance(7 * 24 * 3600)
+    assert manager.sweep() == 1  # the unfetched one; a queued job never expires
+    assert manager.status(queued.id)["state"] == QUEUED
