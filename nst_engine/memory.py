@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import tiling
@@ -145,10 +146,12 @@ def fixed_bytes(pixels: int, content_layers: tuple[str, ...], content_pixels: in
 
 def plan_scale(height: int, width: int, *, layers: tuple[str, ...],
                content_layers: tuple[str, ...], optimizer: str, dtype_bytes: int,
-               budget: int, content_pixels: int | None = None) -> ScalePlan:
-    """Tiles and optimiser state for one scale that fit ``budget`` bytes, or BudgetError."""
+               budget: int, content_pixels: int | None = None, extra: int = 0) -> ScalePlan:
+    """Tiles and optimiser state for one scale that fit ``budget`` bytes, or BudgetError.
+
+    ``extra``: other bytes held during the scale, such as the style images."""
     pixels = height * width
-    fixed = fixed_bytes(pixels, content_layers, content_pixels or pixels)
+    fixed = fixed_bytes(pixels, content_layers, content_pixels or pixels) + extra
     per_pixel = activation_bytes(layers, dtype_bytes, graph=True)
     pair = 2 * IMAGE * pixels  # one step of L-BFGS history
     rest = budget - fixed
@@ -168,17 +171,15 @@ def plan_scale(height: int, width: int, *, layers: tuple[str, ...],
     return ScalePlan(tiles, optimizer, history, int(fixed + state + largest * per_pixel))
 
 
-def largest_fitting_side(height: int, width: int, budget: int, **plan: object) -> int:
-    """The longest side, at the content's aspect ratio, whose scale fits ``budget``; 0: none."""
+def largest_fitting_side(height: int, width: int, fits: Callable[[int, int], bool]) -> int:
+    """The longest side, at the content's aspect ratio, for which ``fits(h, w)``; 0: none."""
     low, high = 0, max(height, width)
     while low < high:
         side = (low + high + 1) // 2
-        h = max(1, round(height * side / max(height, width)))
-        w = max(1, round(width * side / max(height, width)))
-        try:
-            plan_scale(h, w, budget=budget, content_pixels=h * w, **plan)  # type: ignore[arg-type]
+        scale = side / max(height, width)
+        if fits(max(1, round(height * scale)), max(1, round(width * scale))):
             low = side
-        except BudgetError:
+        else:
             high = side - 1
     return low
 

@@ -113,6 +113,31 @@ class StyleTransfer:
         return {"device": str(self.device), "weights": self.model.description,
                 "precision": precision}
 
+    def plan(self, height: int, width: int, settings: Settings,
+             style_sizes: Sequence[tuple[int, int]] = ()) -> list[memory.ScalePlan]:
+        """How a run on a ``height`` x ``width`` content would spend memory, scale by scale.
+
+        Raises :class:`SettingsError` for ``memory_budget`` when a scale cannot fit even in
+        tiles, saying how much it needs and the largest content size that would fit. The
+        server calls this before accepting a job; :meth:`stylize` before its first step."""
+        budget = self.budget(settings)
+        dtype = resolve_precision(self.device, settings.precision)
+
+        def fits(h: int, w: int) -> bool:
+            try:
+                plan_run(h, w, settings, style_sizes, budget, dtype)
+            except memory.BudgetError:
+                return False
+            return True
+
+        try:
+            return plan_run(height, width, settings, style_sizes, budget, dtype)
+        except memory.BudgetError as error:
+            side = memory.largest_fitting_side(height, width, fits)
+            hint = (f"; a content up to {side} px on its longest side fits" if side
+                    else "; raise the budget")
+            raise SettingsError("memory_budget", f"{error}{hint}") from None
+
     def budget(self, settings: Settings | None = None) -> int:
         """Bytes a run may use: the setting, the engine's budget, or a share of free memory,
         whichever is lowest."""
@@ -216,8 +241,9 @@ class _Run:
         self.sizes = settings.scale_sizes(self.height, self.width)
         self.iterations = settings.scale_iterations(self.height, self.width)
         self.budget = engine.budget(settings)
-        # Plan every scale before the first iteration, so a run that cannot fit fails now.
-        self.plans = [self._plan(size) for size in self.sizes]
+        # Every scale is planned before the first step, so a run that cannot fit fails now.
+        self.plans = engine.plan(self.height, self.width, settings,
+                                 [s.shape[:2] for s in styles])
         # Work units (iterations weighted by pixel count) make the ETA honest across scales.
         self.units = [n * h * w for n, (h, w) in zip(self.iterations, self.sizes, strict=True)]
         self.started = time.perf_counter()
@@ -249,22 +275,6 @@ class _Run:
         assert image is not None
         result = images.resize(image, (self.height, self.width))
         return images.to_numpy(self._colour(result, self.content))
-
-    def _plan(self, size: tuple[int, int]) -> memory.ScalePlan:
-        settings = self.settings
-        try:
-            return memory.plan_scale(
-                *size, layers=settings.layers, content_layers=settings.content_layers,
-                optimizer=settings.optimizer, dtype_bytes=_bytes(self.dtype),
-                budget=self.budget, content_pixels=self.height * self.width)
-        except memory.BudgetError as error:
-            fits = memory.largest_fitting_side(
-                self.height, self.width, self.budget, layers=settings.layers,
-                content_layers=settings.content_layers, optimizer=settings.optimizer,
-                dtype_bytes=_bytes(self.dtype))
-            hint = (f"; images up to {fits} px on the longest side fit" if fits
-                    else "; no image fits: raise the budget")
-            raise SettingsError("memory_budget", f"{error}{hint}") from None
 
     def _scale(self, index: int, size: tuple[int, int], previous: torch.Tensor | None
                ) -> torch.Tensor:
@@ -380,6 +390,24 @@ class _Run:
         if not self.settings.preserve_colors:
             return image
         return images.replace_luminance(content, images.luminance(image))
+
+
+def plan_run(height: int, width: int, settings: Settings,
+             style_sizes: Sequence[tuple[int, int]], budget: int, dtype: torch.dtype
+             ) -> list[memory.ScalePlan]:
+    """Each scale's :class:`~nst_engine.memory.ScalePlan`, or ``BudgetError``.
+
+    Beside the content's buffers, a scale holds the style images, as given and resized to
+    the scale's style size."""
+    plans = []
+    for size in settings.scale_sizes(height, width):
+        side = max(MIN_SCALE_SIDE, round(max(size) * settings.style_scale))
+        styles = sum(h * w + math.prod(fit(h, w, side)) for h, w in style_sizes)
+        plans.append(memory.plan_scale(
+            *size, layers=settings.layers, content_layers=settings.content_layers,
+            optimizer=settings.optimizer, dtype_bytes=_bytes(dtype), budget=budget,
+            content_pixels=height * width, extra=styles * memory.IMAGE))
+    return plans
 
 
 def _optimizer(plan: memory.ScalePlan, settings: Settings, image: torch.Tensor

@@ -18,6 +18,8 @@ __all__ = [
     "DEFAULT_PRESET",
     "DEFAULT_STYLE_WEIGHT",
     "PRESETS",
+    "PRESET_HINT",
+    "PRESET_LABELS",
     "describe_health",
     "describe_progress",
     "engine_settings",
@@ -28,10 +30,21 @@ __all__ = [
 
 # The engine's presets, default preset and default weights, copied because the editors cannot
 # import the engine; tests/unit/test_nst_options.py fails when they drift apart.
-PRESETS = ("draft", "balanced", "high", "paper")
+PRESETS = ("draft", "balanced", "high", "full", "paper")
 DEFAULT_PRESET = "balanced"
 DEFAULT_STYLE_WEIGHT = 10.0
 DEFAULT_CONTENT_WEIGHT = 1.0
+
+#: What the dialogs show for each preset.
+PRESET_LABELS = {
+    "draft": "Draft (quick look)",
+    "balanced": "Balanced",
+    "high": "High (1024 px, upscaled)",
+    "full": "Full resolution (every pixel; slow without a GPU)",
+    "paper": "Paper (slow, for print)",
+}
+PRESET_HINT = ("Draft is quick. High works at 1024 px and upscales; Full resolution works at "
+               "the layer's own size, in tiles if needed, and takes much longer.")
 
 
 def slider_factor(value: int) -> float:
@@ -81,8 +94,11 @@ def describe_progress(status: dict) -> str:
         if position is None:
             return "Waiting in the server's queue..."
         return f"Waiting in the server's queue (position {position})..."
+    # A full-resolution iteration can take minutes: say which tile it is at.
+    tiles = status.get("tiles") or 0
+    tile = f" (part {status.get('tile', 0) % tiles + 1} of {tiles})" if tiles else ""
     return (
-        f"Iteration {status.get('iteration', 0)} of {status.get('total', '?')}, "
+        f"Iteration {status.get('iteration', 0)} of {status.get('total', '?')}{tile}, "
         f"{format_eta(status.get('eta'))}"
     )
 

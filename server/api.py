@@ -107,6 +107,7 @@ def submit_job() -> tuple[Response, int, dict[str, str]]:
         raise ApiError(415, "unsupported_media_type",
                        "send the job as multipart/form-data (see /v1/openapi.json)")
     submission = parse_submission(request.form, request.files, _service().config.limits)
+    _service().check_fits(submission)
     record = _jobs().submit(submission)
     body = {"id": record.id, "state": record.state, "urls": _urls(record.id)}
     return jsonify(body), 202, {"Location": _urls(record.id)["self"]}

@@ -15,7 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
-from nst_engine import NSTError
+from nst_engine import NSTError, memory
 
 from . import __version__, paths, plugin_install
 from .config import DEFAULT_HOST, DEFAULT_PORT, Limits, ServerConfig
@@ -52,6 +52,7 @@ def _serve(args: argparse.Namespace) -> int:
         token=load_or_create_token(config_dir),
         host=args.host, devices=tuple(args.device or ["auto"]),
         weights=args.weights, allow_hosts=tuple(args.allow_host),
+        memory_budget=args.memory_budget,
         limits=Limits(max_queue=args.max_queue, max_pixels=args.max_pixels,
                       max_iterations=args.max_iterations),
     )
@@ -80,6 +81,13 @@ def _serve(args: argparse.Namespace) -> int:
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
+
+
+def _bytes(text: str) -> int:
+    try:
+        return memory.parse_bytes(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 def _bracketed(host: str) -> str:
     return f"[{host}]" if ":" in host else host
@@ -138,6 +146,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="largest image accepted (default: %(default)s)")
     serve.add_argument("--max-iterations", type=int, default=defaults.max_iterations,
                        help="most iterations one job may ask for (default: %(default)s)")
+    serve.add_argument("--memory-budget", type=_bytes, metavar="BYTES",
+                       help="memory one job may use, e.g. 6GB; larger images run in tiles "
+                            "(default: half the free RAM, or most of the free GPU memory)")
     serve.add_argument("--threads", type=int, default=16,
                        help="HTTP threads: polling clients and event streams each hold one "
                             "while they wait (default: %(default)s)")

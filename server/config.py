@@ -41,6 +41,9 @@ class ServerConfig:
     #: One worker (and one loaded model) per device.
     devices: tuple[str, ...] = ("auto",)
     weights: str = "default"
+    #: Bytes one job may use at most (None: a share of the memory free when it starts); a
+    #: larger scale runs in tiles, and a job that cannot fit even so is refused with 413.
+    memory_budget: int | None = None
     limits: Limits = field(default_factory=Limits)
     #: Extra names the Host header may carry (a reverse proxy, this machine's LAN name).
     allow_hosts: tuple[str, ...] = ()

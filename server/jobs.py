@@ -40,6 +40,11 @@ class LiveProgress:
     """What a running (or recently finished) job reports beyond its stored record."""
 
     iteration: int = 0
+    #: Passes over tiles done within the current iteration, of ``tiles`` (0: untiled).
+    tile: int = 0
+    tiles: int = 0
+    #: How the current scale runs (size, tiles, optimiser, memory), from the engine.
+    plan: str = ""
     losses: dict[str, float] = field(default_factory=dict)
     eta: float | None = None
     started: float = field(default_factory=time.monotonic)
@@ -135,6 +140,7 @@ class JobManager:
     def report(self, job_id: str, progress: Progress) -> None:
         live = self.live(job_id)
         live.iteration, live.losses, live.eta = progress.iteration, progress.losses, progress.eta
+        live.tile, live.tiles, live.plan = progress.tile, progress.tiles, progress.plan
         if progress.preview is not None:
             live.preview = progress.preview
 
@@ -180,7 +186,12 @@ class JobManager:
             "queue_position": self._position(job_id) if record.state == QUEUED else None,
             "iteration": iteration,
             "total": record.total,
-            "percent": round(100.0 * iteration / record.total, 1) if record.total else 0.0,
+            "tile": live.tile if live and record.state == RUNNING else 0,
+            "tiles": live.tiles if live and record.state == RUNNING else 0,
+            "plan": live.plan if live else "",
+            "percent": round(100.0 * (iteration + (live.tile / live.tiles if live and live.tiles
+                                                   and record.state == RUNNING else 0))
+                             / record.total, 1) if record.total else 0.0,
             "elapsed": elapsed,
             "eta": (round(live.eta, 1) if live and live.eta is not None else None)
             if record.state == RUNNING else (0.0 if record.state == DONE else None),

@@ -10,12 +10,14 @@ import logging
 import threading
 from collections.abc import Sequence
 
-from nst_engine import StyleTransfer
+from nst_engine import SettingsError, StyleTransfer
 
 from . import __version__
 from .config import ServerConfig
+from .errors import TooLarge
 from .jobs import JobManager
 from .store import JobStore
+from .submission import Submission
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,24 @@ class Service:
             "queue_length": self.manager.queue_length(),
             "running": self.manager.running(),
             "limits": self.config.limits.to_dict(),
+            "memory_budget": min(worker.engine.budget() for worker in self.workers),
+            "memory_budget_source": "option" if self.config.memory_budget else "auto",
         }
+
+    def check_fits(self, submission: Submission) -> None:
+        """Refuse, before it is stored, a job that no worker could hold in memory."""
+        form = submission.form
+        errors = []
+        for worker in self.workers:
+            try:
+                worker.engine.plan(form.height, form.width, submission.settings,
+                                   submission.style_sizes)
+                return
+            except SettingsError as error:
+                errors.append(str(error))
+        why = errors[0].removeprefix("setting 'memory_budget': ")
+        raise TooLarge("over_memory_budget", f"This job does not fit in memory: {why}",
+                       setting="memory_budget")
 
     def _sweep(self) -> None:
         while not self._stop.wait(self.config.sweep_interval_s):
@@ -72,4 +91,5 @@ class Service:
 
 def load_engines(config: ServerConfig) -> list[StyleTransfer]:
     """One loaded model per configured device (slow: seconds each)."""
-    return [StyleTransfer(config.weights, device=device) for device in config.devices]
+    return [StyleTransfer(config.weights, device=device, memory_budget=config.memory_budget)
+            for device in config.devices]

@@ -29,6 +29,8 @@ class Submission:
     style_weights: list[float] | None
     settings: Settings
     mask: bytes | None
+    #: (height, width) of each style image, for the memory estimate.
+    style_sizes: list[tuple[int, int]]
 
 
 def parse_submission(form: MultiDict, files: MultiDict, limits: Limits) -> Submission:
@@ -47,8 +49,10 @@ def parse_submission(form: MultiDict, files: MultiDict, limits: Limits) -> Submi
     if len(styles) > limits.max_styles:
         raise BadInput("too_many_styles", f"{len(styles)} style images sent; the server's "
                        f"limit is {limits.max_styles}")
+    style_sizes = []
     for index, style in enumerate(styles, start=1):
-        imagecodec.decode_file(style, limits.max_pixels, name=f"style image {index}")
+        decoded = imagecodec.decode_file(style, limits.max_pixels, name=f"style image {index}")
+        style_sizes.append((decoded.form.height, decoded.form.width))
     mask = files.get("mask")
     mask_bytes = mask.read() if mask is not None else None
     if mask_bytes is not None:
@@ -61,6 +65,7 @@ def parse_submission(form: MultiDict, files: MultiDict, limits: Limits) -> Submi
         settings=_settings(form.get("settings"), limits, content_form.height,
                            content_form.width),
         mask=mask_bytes,
+        style_sizes=style_sizes,
     )
 
 

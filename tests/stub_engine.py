@@ -1,9 +1,10 @@
 """A stand-in for the engine, so the real server (``create_app``) runs jobs in milliseconds.
 
-It does what the worker needs of :class:`nst_engine.StyleTransfer` and nothing else: describe
-itself, and ``stylize`` by handing the content back, reporting each iteration (with a preview)
-and honouring the cancel token exactly as the engine does. Tests steer it: ``fail_with`` makes
-the next run fail as the engine would, ``hold`` keeps each iteration waiting until released.
+It does what the server needs of :class:`nst_engine.StyleTransfer` and nothing else: describe
+itself, its memory budget and plan (every job fits), and ``stylize`` by handing the content
+back, reporting each iteration (with a preview) and honouring the cancel token exactly as the
+engine does. Tests steer it: ``fail_with`` makes the next run fail as the engine would,
+``hold`` keeps each iteration waiting until released.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ class StubEngine:
 
     def describe(self) -> dict:
         return {"device": "stub", "weights": "stub", "precision": "fp32"}
+
+    def budget(self, settings: Settings | None = None) -> int:
+        return 2**30
+
+    def plan(self, height: int, width: int, settings: Settings, style_sizes=()) -> list:
+        return []
 
     def stylize(self, content: np.ndarray, styles: list[np.ndarray], settings: Settings, *,
                 style_blend_weights: list[float] | None = None, callback=None,

@@ -4,21 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from budgets import budget_for_tiles
 
 from nst_engine import Cancelled, CancelToken, Progress, Settings, SettingsError, memory
-
-
-def _budget_for_tiles(settings: Settings, height: int, width: int, tiles: int) -> int:
-    """The largest budget (in 16 MB steps) whose plan cuts a scale into at least ``tiles``."""
-    budget = 8 * 2**30
-    while budget > 0:
-        plan = memory.plan_scale(height, width, layers=settings.layers,
-                                 content_layers=settings.content_layers, optimizer="lbfgs",
-                                 dtype_bytes=4, budget=budget, content_pixels=height * width)
-        if len(plan.tiles) >= tiles:
-            return budget
-        budget -= 16 * 2**20
-    raise AssertionError("no budget tiles this image")
 
 
 def test_full_resolution_doubles_past_size_and_ends_at_the_content_size():
@@ -64,7 +52,7 @@ def test_a_tiled_run_gives_the_untiled_result(engine, style):
                               rng.random((128, 400, 3), dtype=np.float32)], axis=0)
     settings = Settings.from_dict({"preset": "draft", "size": 400, "scales": 1,
                                    "initial_iterations": 3, "preview_every": 0, "seed": 0})
-    budget = _budget_for_tiles(settings, 256, 400, tiles=2)
+    budget = budget_for_tiles(settings, 256, 400, tiles=2)
     whole, tiled = [], []
     untiled = engine.stylize(content, [style], settings, callback=whole.append)
     result = engine.stylize(content, [style], settings.replace(memory_budget=budget),
@@ -84,7 +72,7 @@ def test_cancel_acts_within_one_tile(engine, style):
     content = np.random.default_rng(4).random((256, 400, 3), dtype=np.float32)
     settings = Settings.from_dict({"preset": "draft", "size": 400, "scales": 1,
                                    "initial_iterations": 50, "preview_every": 0})
-    settings = settings.replace(memory_budget=_budget_for_tiles(settings, 256, 400, tiles=2))
+    settings = settings.replace(memory_budget=budget_for_tiles(settings, 256, 400, tiles=2))
     cancel, seen = CancelToken(), []
 
     def on_progress(progress: Progress) -> None:
@@ -100,5 +88,5 @@ def test_cancel_acts_within_one_tile(engine, style):
 def test_a_run_that_cannot_fit_says_what_would(engine, style):
     content = np.zeros((2000, 3000, 3), np.float32)
     settings = Settings.from_dict({"preset": "full", "memory_budget": "1GB"})
-    with pytest.raises(SettingsError, match=r"memory_budget.*up to \d+ px on the longest side"):
+    with pytest.raises(SettingsError, match=r"memory_budget.*up to \d+ px on its longest side"):
         engine.stylize(content, [style], settings)

@@ -76,3 +76,12 @@ def test_layer_name_and_progress_text():
     )
     running = {"state": "running", "iteration": 3, "total": 10, "eta": 75.4}
     assert nst_options.describe_progress(running) == "Iteration 3 of 10, about 1 min 15 s left"
+    tiled = {**running, "tile": 4, "tiles": 8}  # four passes over tiles done, of eight
+    assert nst_options.describe_progress(tiled) == (
+        "Iteration 3 of 10 (part 5 of 8), about 1 min 15 s left")
+
+
+def test_every_preset_has_a_label_and_full_resolution_is_offered():
+    assert set(nst_options.PRESET_LABELS) == set(nst_options.PRESETS)
+    assert "Full resolution" in nst_options.PRESET_LABELS["full"]
+    assert Settings.from_dict(nst_options.engine_settings("full")).full_resolution

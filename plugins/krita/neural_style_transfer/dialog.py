@@ -98,8 +98,9 @@ class StyleTransferDialog(QtWidgets.QDialog):
         self.strength = self._slider("How strongly the style's textures are applied")
         self.content = self._slider("How much of your layer's shapes are kept")
         self.preset = QtWidgets.QComboBox()
-        self.preset.addItems(list(nst_options.PRESETS))
-        self.preset.setToolTip("draft is quick; high and paper take much longer")
+        for name in nst_options.PRESETS:
+            self.preset.addItem(nst_options.PRESET_LABELS[name], name)
+        self.preset.setToolTip(nst_options.PRESET_HINT)
         self.preserve = QtWidgets.QCheckBox("Keep the layer's own colours")
         self.selection_only = QtWidgets.QCheckBox("Only inside the selection")
         has_selection = self.document.selection() is not None
@@ -177,7 +178,8 @@ class StyleTransferDialog(QtWidgets.QDialog):
         saved = _read_setting("options", {})
         self.strength.setValue(int(saved.get("strength", 50)))
         self.content.setValue(int(saved.get("content_kept", 50)))
-        self.preset.setCurrentText(saved.get("preset", nst_options.DEFAULT_PRESET))
+        preset = self.preset.findData(saved.get("preset", nst_options.DEFAULT_PRESET))
+        self.preset.setCurrentIndex(max(preset, 0))
         self.preserve.setChecked(bool(saved.get("preserve_colors", False)))
         self.seed.setValue(int(saved.get("seed", 0)))
         recent = _read_setting("recent_styles", [])
@@ -188,7 +190,7 @@ class StyleTransferDialog(QtWidgets.QDialog):
         return {
             "strength": self.strength.value(),
             "content_kept": self.content.value(),
-            "preset": self.preset.currentText(),
+            "preset": self.preset.currentData(),
             "preserve_colors": self.preserve.isChecked(),
             "seed": self.seed.value(),
         }

@@ -18,12 +18,6 @@ PROCEDURE = "python-fu-neural-style-transfer"
 MENU_PATH = "<Image>/Filters/Artistic"
 TITLE = "Neural Style Transfer"
 
-PRESET_LABELS = {
-    "draft": "Draft (quick look)",
-    "balanced": "Balanced",
-    "high": "High",
-    "paper": "Paper (slow, for print)",
-}
 # What the dialog shows; "extra-settings" is for scripts only.
 DIALOG_ARGUMENTS = [
     "style",
@@ -41,7 +35,8 @@ on this computer (start it with `nst-server`). The result is a new layer above t
 named after the style; the active layer is not changed.
 
 Arguments: style (the style image file); strength and content-kept (0-100, 50 is the default
-balance, each 25 steps multiplies by ten); preset (draft, balanced, high or paper); preserve-colors
+balance, each 25 steps multiplies by ten); preset (draft, balanced, high, full or paper: full works
+at the layer's own size instead of upscaling a 1024 px result); preserve-colors
 (keep the layer's own colours); selection-only (stylise only inside the selection, transparent
 outside; with nothing selected the whole layer); seed (0 for a new random result each run);
 extra-settings (a JSON object of further server settings, e.g. {"size": 512}, applied over the
@@ -102,11 +97,11 @@ def define(procedure: Gimp.ImageProcedure) -> None:
     )
     presets = Gimp.Choice.new()
     for index, name in enumerate(nst_options.PRESETS):
-        presets.add(name, index, PRESET_LABELS[name], "")
+        presets.add(name, index, nst_options.PRESET_LABELS[name], "")
     procedure.add_choice_argument(
         "preset",
         "_Quality",
-        "draft is quick; high and paper take much longer",
+        nst_options.PRESET_HINT,
         presets,
         nst_options.DEFAULT_PRESET,
         _FLAGS,
