@@ -38,11 +38,10 @@ sys.path.insert(0, str(BENCH))
 from quality import Evaluator, Scores  # noqa: E402
 from svgplot import line_plot  # noqa: E402
 
-from nst_engine import Settings, StyleTransfer  # noqa: E402
-from nst_engine.device import autocast, precision_name, resolve_precision  # noqa: E402
+from nst_engine import Settings, StyleTransfer, tiling  # noqa: E402
+from nst_engine.device import precision_name, resolve_precision  # noqa: E402
 from nst_engine.layers import BLOCKS, CONV_NAMES, depth  # noqa: E402
-from nst_engine.losses import content_loss, gram_matrix, style_loss  # noqa: E402
-from nst_engine.transfer import _layout  # noqa: E402
+from nst_engine.objective import Network, Objective  # noqa: E402
 
 
 def main() -> None:
@@ -84,25 +83,23 @@ def _speed_child(size: int, path: str, device_name: str, iterations: int) -> dic
     settings = Settings()
     dtype = torch.float32 if path == "fp32" else resolve_precision(device, "auto")
     layers = settings.layers
-    weights = {k: v / sum(settings.style_layers.values()) for k, v in settings.style_layers.items()}
-    image = torch.rand(1, 3, size, size, device=device)
-    with torch.no_grad():
-        targets = engine.model(image, layers)
-    content_targets = {n: targets[n].float() for n in settings.content_layers}
-    style_targets = {n: gram_matrix(targets[n]) for n in settings.style_layers}
     if path == "fp32":
         engine.model.to(memory_format=torch.contiguous_format)
+    # The engine's own objective, untiled: one forward and one backward pass.
+    network = Network(engine.model, settings.pooling, dtype, device,
+                      channels_last=path != "fp32")
+    image = torch.rand(1, 3, size, size, device=device)
+    whole = tiling.whole(size, size)
+    objective = Objective(network, settings,
+                          network.feature_maps(image, settings.content_layers, whole),
+                          network.gram_matrices(image, tuple(settings.style_layers), whole),
+                          whole)
     x = torch.rand(1, 3, size, size, device=device, requires_grad=True)
     times = []
     for _ in range(iterations + 1):  # the first builds kernels and is not counted
         _sync(device)
         start = time.perf_counter()
-        net_input = x if path == "fp32" else _layout(x, device)
-        with autocast(device, dtype):
-            features = engine.model(net_input, layers)
-        loss = content_loss(features, content_targets) + style_loss(
-            features, style_targets, weights)
-        loss.backward()
+        objective(x)
         _sync(device)
         times.append(time.perf_counter() - start)
     seconds = min(times[1:])

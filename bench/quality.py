@@ -45,9 +45,13 @@ class Scores:
 class Evaluator:
     """Scores images against one content/style pair at one size."""
 
-    def __init__(self, content: Path, style: Path, size: int, projections: int = 64) -> None:
+    def __init__(self, content: Path, style: Path, size: int, projections: int = 64,
+                 style_layers: tuple[str, ...] = STYLE_LAYERS) -> None:
+        """``style_layers``: where style is measured; the shallow ones alone measure the
+        finest brush-work, which is what full resolution is for."""
         self.model = VGG19(load_weights("default"))
         self.size = size
+        self.style_layers = style_layers
         content_image = self._load(content)
         self.shape = tuple(content_image.shape[-2:])
         style_image = self._load(style)
@@ -56,7 +60,7 @@ class Evaluator:
         generator = torch.Generator().manual_seed(0)
         self.projections = {
             name: _unit_columns(features.shape[1], projections, generator)
-            for name, features in self.style_features.items() if name in STYLE_LAYERS
+            for name, features in self.style_features.items() if name in style_layers
         }
         self.reference = self._raw(self.content_features)
 
@@ -72,11 +76,11 @@ class Evaluator:
     def _raw(self, features: dict[str, torch.Tensor]) -> dict[str, float]:
         swd = np.mean([
             _sliced_wasserstein(features[n], self.style_features[n], self.projections[n])
-            for n in STYLE_LAYERS
+            for n in self.style_layers
         ])
         gram = np.mean([
             relative_mse(gram_matrix(features[n]), gram_matrix(self.style_features[n])).item()
-            for n in STYLE_LAYERS
+            for n in self.style_layers
         ])
         content = relative_mse(features[CONTENT_LAYER], self.content_features[CONTENT_LAYER])
         return {"swd": float(swd), "gram": float(gram), "content": content.item()}
@@ -94,7 +98,7 @@ class Evaluator:
 
     @torch.no_grad()
     def _features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.model(image, (*STYLE_LAYERS, CONTENT_LAYER))
+        return self.model(image, (*self.style_layers, CONTENT_LAYER))
 
 
 def _unit_columns(dim: int, count: int, generator: torch.Generator) -> torch.Tensor:

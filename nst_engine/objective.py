@@ -47,12 +47,16 @@ class Network:
     """VGG-19 applied to an image in tiles, with the run's pooling, precision and device."""
 
     def __init__(self, model: VGG19, pooling: str, dtype: torch.dtype,
-                 device: torch.device) -> None:
+                 device: torch.device, *, channels_last: bool = True) -> None:
+        """``channels_last``: the input's memory layout (the benchmark's plain fp32 path
+        turns it off, with the model in the default layout)."""
         self.model, self.pooling, self.dtype, self.device = model, pooling, dtype, device
+        self.channels_last = channels_last
 
     def features(self, crop: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
         with autocast(self.device, self.dtype):
-            return self.model(layout(crop, self.device), layers, self.pooling)
+            net_input = layout(crop, self.device) if self.channels_last else crop.contiguous()
+            return self.model(net_input, layers, self.pooling)
 
     def core(self, image: torch.Tensor, tile: Tile, layers: tuple[str, ...], *,
              track: bool = False) -> tuple[dict[str, torch.Tensor], torch.Tensor]:

@@ -106,6 +106,11 @@ def spans(length: int, parts: int, align: int, context: int) -> list[Span]:
             for a, b in itertools.pairwise(cuts)]
 
 
+def whole(height: int, width: int) -> list[Tile]:
+    """One tile: the whole image, with no halo (the untiled case)."""
+    return [Tile(Span(0, height, 0, height), Span(0, width, 0, width))]
+
+
 def plan(height: int, width: int, layers: tuple[str, ...] | list[str],
          max_crop_pixels: int) -> list[Tile]:
     """The fewest tiles whose crops each hold at most ``max_crop_pixels`` pixels.
@@ -114,7 +119,7 @@ def plan(height: int, width: int, layers: tuple[str, ...] | list[str],
     of those the squarest, since every extra tile costs another halo. Raises ``ValueError``
     when even the finest grid (cores of :func:`min_core`) has a larger crop."""
     if height * width <= max_crop_pixels:
-        return [Tile(Span(0, height, 0, height), Span(0, width, 0, width))]
+        return whole(height, width)
     row_crops, col_crops = _longest_crops(height, layers), _longest_crops(width, layers)
     grids = [(r * c, abs(r - c), r, c)
              for r, row_crop in enumerate(row_crops, start=1)

@@ -10,6 +10,7 @@ from nst_engine import Settings
 from nst_engine.losses import content_loss, gram_matrix, style_loss
 from nst_engine.objective import Network, Objective, layout
 from nst_engine.tiling import Span, Tile, alignment, halo, plan, spans
+from nst_engine.tiling import whole as whole_image
 
 DEFAULT_LAYERS = ("conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 
@@ -68,7 +69,7 @@ def test_tiled_gradient_equals_the_untiled_gradient(engine, tv_weight):
     settings = Settings.from_preset("balanced", style_weight=10.0, tv_weight=tv_weight)
     network = Network(engine.model, "max", torch.float32, engine.device)
     content, style, image = _image(256, 1), _image(256, 2).flip(-1), _image(256, 3)
-    whole = [Tile(Span(0, 256, 0, 256), Span(0, 256, 0, 256))]
+    whole = whole_image(256, 256)
     content_targets = network.feature_maps(content, settings.content_layers, whole)
     style_targets = network.gram_matrices(style, tuple(settings.style_layers), whole)
 
