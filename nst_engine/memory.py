@@ -8,10 +8,11 @@ A run's memory has three parts:
   16 MP twenty steps take 8 GB, more than the network's activations.
 - *the tiles' working set*: VGG-19's activations for one tile, forward and backward.
 
-:func:`plan_scale` spends a budget in that order: the buffers first, then up to
-:data:`MAX_HISTORY` steps of L-BFGS history from at most :data:`HISTORY_SHARE` of what is left
-(Adam, with two vectors, when fewer than :data:`MIN_HISTORY` steps fit), and the tiles get the
-rest. Figures are estimates from the layer shapes, calibrated against measured peaks (see the
+:func:`plan_scale` spends a budget in that order of need: the buffers first; then the tiles, up
+to a crop of :data:`TILE_CROP` pixels, because every tile also pays for its halo and small tiles
+spend most of their time there; then up to :data:`MAX_HISTORY` steps of L-BFGS history (Adam,
+with two vectors, when fewer than :data:`MIN_HISTORY` steps fit); what is left goes to the
+tiles again. Figures are estimates from the layer shapes, calibrated against measured peaks (see the
 benchmark), so that a job can be refused before it starts rather than run out of memory.
 """
 
@@ -27,7 +28,9 @@ from .layers import BLOCKS, LAYER_NAMES, depth
 
 MAX_HISTORY = 20
 MIN_HISTORY = 3
-HISTORY_SHARE = 0.4
+#: Pixels of crop the tiles get before the optimiser's history: a 1024 px tile spends about
+#: a third of its time on the halo of the deepest default layer, a 512 px one over half.
+TILE_CROP = 1024 * 1024
 #: Bytes per pixel of one float32 RGB image.
 IMAGE = 12
 #: The process itself: Python, torch's libraries, VGG-19's weights.
@@ -156,7 +159,8 @@ def plan_scale(height: int, width: int, *, layers: tuple[str, ...],
     pair = 2 * IMAGE * pixels  # one step of L-BFGS history
     rest = budget - fixed
     if optimizer == "lbfgs":
-        history = min(MAX_HISTORY, int(HISTORY_SHARE * rest // pair)) if rest > 0 else 0
+        tiles_first = min(pixels, TILE_CROP) * per_pixel
+        history = min(MAX_HISTORY, max(0, int((rest - tiles_first - 5 * IMAGE * pixels) // pair)))
         if history < MIN_HISTORY:
             optimizer, history = "adam", 0
     else:

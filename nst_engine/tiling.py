@@ -115,15 +115,16 @@ def plan(height: int, width: int, layers: tuple[str, ...] | list[str],
          max_crop_pixels: int) -> list[Tile]:
     """The fewest tiles whose crops each hold at most ``max_crop_pixels`` pixels.
 
-    One tile (the whole image) when it fits; otherwise the grid with the fewest tiles, and
-    of those the squarest, since every extra tile costs another halo. Raises ``ValueError``
-    when even the finest grid (cores of :func:`min_core`) has a larger crop."""
+    One tile (the whole image) when it fits; otherwise the grid whose crops add up to the
+    fewest pixels, which is the least work, since every pixel of a halo is computed twice.
+    Raises ``ValueError`` when even the finest grid (cores of :func:`min_core`) has a
+    larger crop."""
     if height * width <= max_crop_pixels:
         return whole(height, width)
-    row_crops, col_crops = _longest_crops(height, layers), _longest_crops(width, layers)
-    grids = [(r * c, abs(r - c), r, c)
-             for r, row_crop in enumerate(row_crops, start=1)
-             for c, col_crop in enumerate(col_crops, start=1)
+    rows, cols = _crops(height, layers), _crops(width, layers)
+    grids = [(row_total * col_total, r * c, r, c)
+             for r, (row_crop, row_total) in enumerate(rows, start=1)
+             for c, (col_crop, col_total) in enumerate(cols, start=1)
              if row_crop * col_crop <= max_crop_pixels]
     if not grids:
         raise ValueError(f"a tile needs at least {smallest_crop(height, width, layers)} pixels")
@@ -133,12 +134,15 @@ def plan(height: int, width: int, layers: tuple[str, ...] | list[str],
             for c in spans(width, cols, align, context)]
 
 
-def _longest_crops(length: int, layers: tuple[str, ...] | list[str]) -> list[int]:
-    """Entry k: the longest crop when an axis of ``length`` is cut into k + 1 parts."""
+def _crops(length: int, layers: tuple[str, ...] | list[str]) -> list[tuple[int, int]]:
+    """Entry k: the longest crop and the crops' total length when an axis of ``length`` is
+    cut into k + 1 parts."""
     align, context = alignment(layers), halo(layers)
-    most = max(1, length // min_core(layers))
-    return [max(s.crop_stop - s.crop_start for s in spans(length, parts, align, context))
-            for parts in range(1, most + 1)]
+    cuts = []
+    for parts in range(1, max(1, length // min_core(layers)) + 1):
+        crops = [s.crop_stop - s.crop_start for s in spans(length, parts, align, context)]
+        cuts.append((max(crops), sum(crops)))
+    return cuts
 
 
 def min_core(layers: tuple[str, ...] | list[str]) -> int:
@@ -149,4 +153,4 @@ def min_core(layers: tuple[str, ...] | list[str]) -> int:
 
 def smallest_crop(height: int, width: int, layers: tuple[str, ...] | list[str]) -> int:
     """Pixels in the largest crop of the finest grid :func:`plan` makes for this image."""
-    return min(_longest_crops(height, layers)) * min(_longest_crops(width, layers))
+    return min(c for c, _ in _crops(height, layers)) * min(c for c, _ in _crops(width, layers))
