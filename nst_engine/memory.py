@@ -122,6 +122,14 @@ class ScalePlan:
     history: int
     peak: int
 
+    @property
+    def work(self) -> float:
+        """An iteration's cost, in pixels through one untiled forward and backward pass: the
+        crops with their halos, and for tiles the extra forward pass that sums the Gram
+        matrices (a forward pass is about 0.4 of a forward and backward one)."""
+        pixels = sum(t.crop_pixels for t in self.tiles)
+        return pixels * (1.4 if len(self.tiles) > 1 else 1.0)
+
     def describe(self, height: int, width: int) -> str:
         rows = len({t.rows for t in self.tiles})
         cols = len({t.cols for t in self.tiles})

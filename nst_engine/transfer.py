@@ -244,8 +244,9 @@ class _Run:
         # Every scale is planned before the first step, so a run that cannot fit fails now.
         self.plans = engine.plan(self.height, self.width, settings,
                                  [s.shape[:2] for s in styles])
-        # Work units (iterations weighted by pixel count) make the ETA honest across scales.
-        self.units = [n * h * w for n, (h, w) in zip(self.iterations, self.sizes, strict=True)]
+        # Work units (iterations weighted by pixels processed, halos and tile passes included)
+        # make the ETA honest across scales.
+        self.units = [n * plan.work for n, plan in zip(self.iterations, self.plans, strict=True)]
         self.started = time.perf_counter()
         self.done_iterations = 0
         self.done_units = 0.0
