@@ -123,10 +123,7 @@ def _cost_child(size: int, tile: int) -> dict:
 
 def _memory(args: argparse.Namespace) -> dict:
     size = args.size or 4096
-    work = args.out / "full-resolution-memory"
-    work.mkdir(parents=True, exist_ok=True)
-    content = work / f"content-{size}.png"
-    _upscaled(args.content, size).save(content)
+    work, content = _workspace(args, "memory", size)
     command = ["/usr/bin/time", "-v", sys.executable, "-m", "nst_engine.cli", "stylize",
                str(content), str(args.style), "-o", str(work / "out.png"), "--preset", "full",
                "--initial-iterations", "1", "--iterations", "1", "--full-iterations", "1",
@@ -149,10 +146,7 @@ def _memory(args: argparse.Namespace) -> dict:
 
 def _quality(args: argparse.Namespace) -> dict:
     size = args.size or 2048
-    work = args.out / "full-resolution-quality"
-    work.mkdir(parents=True, exist_ok=True)
-    content_path = work / f"content-{size}.png"
-    _upscaled(args.content, size).save(content_path)
+    work, content_path = _workspace(args, "quality", size)
     content = np.asarray(Image.open(content_path).convert("RGB"), dtype=np.float32) / 255
     settings = Settings.from_preset(
         "full", initial_iterations=args.initial_iterations, iterations=args.iterations,
@@ -218,9 +212,15 @@ def _crop_pair(high: Image.Image, full: Image.Image, path: Path, side: int = 384
 
 # --- helpers -------------------------------------------------------------------------------
 
-def _upscaled(path: Path, size: int) -> Image.Image:
-    with Image.open(path) as image:
-        return image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS)
+def _workspace(args: argparse.Namespace, command: str, size: int) -> tuple[Path, Path]:
+    """The command's folder, holding the content upscaled to ``size`` (our pictures are
+    512 px; the point here is the number of pixels, not their detail)."""
+    work = args.out / f"full-resolution-{command}"
+    work.mkdir(parents=True, exist_ok=True)
+    content = work / f"content-{size}.png"
+    with Image.open(args.content) as image:
+        image.convert("RGB").resize((size, size), Image.Resampling.LANCZOS).save(content)
+    return work, content
 
 
 def _ram() -> int:
