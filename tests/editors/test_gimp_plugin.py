@@ -18,7 +18,18 @@ import numpy as np
 import pytest
 from harness import GIMP_PLUGINS, gui_screenshot, run_gimp
 from PIL import Image
-from sample_images import H, W, content_pixels, job_inputs, png
+from sample_images import (
+    FULL_H,
+    FULL_W,
+    H,
+    W,
+    content_pixels,
+    full_resolution_settings,
+    full_size_pixels,
+    full_size_tiles,
+    job_inputs,
+    png,
+)
 
 from server.plugin_install import install_plugin
 
@@ -80,7 +91,7 @@ config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
 config.set_property("image", image)
 config.set_core_object_array("drawables", [source])
 config.set_property("style", Gio.File.new_for_path(os.path.join(IN, "style.png")))
-config.set_property("preset", "draft")
+config.set_property("preset", plan.get("preset", "draft"))
 config.set_property("selection-only", bool(plan.get("select")))
 config.set_property("extra-settings", json.dumps(plan["settings"]))
 result = procedure.run(config)
@@ -109,16 +120,17 @@ def gimp_plugins(tmp_path_factory) -> Path:
     return base / GIMP_PLUGINS
 
 
-def stylize(root: Path, plugins: Path, url: str, token: str, plan: dict) -> tuple[dict, dict]:
+def stylize(root: Path, plugins: Path, url: str, token: str, plan: dict,
+            content: np.ndarray | None = None, timeout: float = 300) -> tuple[dict, dict]:
     gimp_precision, read_format, _ = PRECISIONS[plan.get("precision", "u8")]
     plan = {"settings": DRAFT, **plan, "precision": gimp_precision, "format": read_format}
     result = run_gimp(
         root,
         SCRIPT,
-        inputs=job_inputs(plan),
+        inputs=job_inputs(plan, content),
         home_files={GIMP_PLUGINS: plugins},
         env={"NST_SERVER_URL": url, "NST_TOKEN": token},
-        timeout=300,
+        timeout=timeout,
     )
     return json.loads(result.files["info.json"]), result.files
 
@@ -198,6 +210,38 @@ def test_offset_layer_and_selection_in_image_coordinates(editor_chroot, gimp_plu
     source, result = assert_stylised(info, files, "u8")
     np.testing.assert_array_equal(result[:, 15:, 3], 0)
     np.testing.assert_array_equal(result[:, :15, 3], source[:, :15, 3])
+
+
+def test_full_resolution_layer_comes_back_at_its_own_size_in_tiles(
+    editor_chroot, gimp_plugins, live_server
+):
+    """Issue 12: a 4000x3000 layer sent with preset "full" comes back at its own size with its
+    alpha, the finest scale run in tiles (a memory budget that forces tiles, and
+    sample_images.FULL_RESOLUTION_OVERRIDES to keep it short)."""
+    extra = full_resolution_settings(tiles=2)
+    content = full_size_pixels()
+    jobs = live_server.data_dir / "jobs"  # the server keeps one folder per job, named by its id
+    before = {folder.name for folder in jobs.iterdir()}
+    info, files = stylize(editor_chroot, gimp_plugins, live_server.url, live_server.token,
+                          {"preset": "full", "settings": extra}, content, timeout=600)
+    assert info["source"] == [FULL_W, FULL_H, 0, 0]
+    source, result = assert_stylised(info, files, "u8")  # covers exactly the source's size
+    assert result.shape == (FULL_H, FULL_W, 4)
+    np.testing.assert_array_equal(source, content)  # GIMP read the file's pixels, varied alpha
+    np.testing.assert_array_equal(result[..., 3], source[..., 3])  # alpha came back bit-equal
+    visible = source[..., 3] > 0
+    change = np.abs(result[..., :3].astype(int) - source[..., :3].astype(int)).max(axis=2)
+    for half in (slice(0, FULL_H // 2), slice(FULL_H // 2, FULL_H)):  # sky, then city
+        assert (change[half][visible[half]] > 0).mean() > 0.9, "most pixels are unchanged"
+        assert change[half][visible[half]].mean() > 2, "the new layer is (nearly) a copy"
+    # The plug-in sent one job, and the server ran the layer's own size in tiles.
+    (job_id,) = {folder.name for folder in jobs.iterdir()} - before
+    request = urllib.request.Request(f"{live_server.url}/v1/jobs/{job_id}",
+                                     headers=live_server.headers())
+    with urllib.request.urlopen(request, timeout=10) as response:
+        status = json.load(response)
+    assert status["state"] == "done"
+    assert full_size_tiles(status["plan"]) >= 2, status["plan"]
 
 
 def test_dead_server_returns_an_error_and_leaves_the_image(editor_chroot, gimp_plugins):

@@ -19,7 +19,17 @@ import pytest
 import requests
 from harness import KRITA_PYKRITA, run_krita
 from live_server import LiveServer, start_server
-from sample_images import H, W, content_pixels, job_inputs
+from sample_images import (
+    FULL_H,
+    FULL_W,
+    H,
+    W,
+    content_pixels,
+    full_resolution_settings,
+    full_size_pixels,
+    full_size_tiles,
+    job_inputs,
+)
 
 DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 2, "size": 64}
 DTYPES = {"U8": "<u1", "U16": "<u2", "F16": "<f2", "F32": "<f4"}
@@ -69,9 +79,18 @@ info = {"width": width, "height": height, "model": source.colorModel(),
 save("source_before.bin", bytes(source.pixelData(0, 0, width, height)))
 
 
+seen = info["progress"] = {"tiles": 0, "plan": ""}  # what the plugin heard from the server
+
+
+def on_progress(status):
+    seen["tiles"] = max(seen["tiles"], status.get("tiles") or 0)
+    seen["plan"] = status.get("plan") or seen["plan"]
+
+
 def stylize(job_id=None):
     return stylize_node(doc, source, os.path.join(IN, "style.png"), plan["settings"],
-                        selection_only=bool(plan.get("select")), job_id=job_id)
+                        selection_only=bool(plan.get("select")), job_id=job_id,
+                        on_progress=on_progress)
 
 
 def resume_when_back(gone):  # what the dialog's Resume button does, once the server is back
@@ -109,21 +128,22 @@ doc.close()
 """
 
 
-def stylize(root: Path, plugin: Path, url: str, token: str, plan: dict) -> tuple[dict, dict]:
+def stylize(root: Path, plugin: Path, url: str, token: str, plan: dict,
+            content: np.ndarray | None = None, timeout: float = 300) -> tuple[dict, dict]:
     """Run SCRIPT in Krita with the installed plugin; return its info.json and all its files."""
     result = run_krita(
         root,
         SCRIPT,
-        inputs=job_inputs(plan),
+        inputs=job_inputs(plan, content),
         home_files={KRITA_PYKRITA: plugin},
         env={"NST_SERVER_URL": url, "NST_TOKEN": token},
-        timeout=300,
+        timeout=timeout,
     )
     return json.loads(result.files["info.json"]), result.files
 
 
-def planes(data: bytes, depth: str) -> np.ndarray:
-    return np.frombuffer(data, DTYPES[depth]).reshape(H, W, 4)
+def planes(data: bytes, depth: str, size: tuple[int, int] = (W, H)) -> np.ndarray:
+    return np.frombuffer(data, DTYPES[depth]).reshape(size[1], size[0], 4)
 
 
 def assert_stylised(info: dict, files: dict, depth: str) -> tuple[np.ndarray, np.ndarray]:
@@ -157,6 +177,37 @@ def assert_restyled(source: np.ndarray, result: np.ndarray, depth: str) -> None:
 
 def run(root: Path, plugin: Path, server, plan: dict) -> tuple[dict, dict]:
     return stylize(root, plugin, server.url, server.token, {"settings": DRAFT, **plan})
+
+
+def test_full_resolution_layer_comes_back_at_its_own_size_in_tiles(
+    editor_chroot, krita_plugin, live_server
+):
+    """Issue 12: a 4000x3000 layer sent with "Full resolution" comes back at its own size with
+    its alpha, the finest scale run in tiles (a memory budget that forces tiles, and
+    sample_images.FULL_RESOLUTION_OVERRIDES to keep it short)."""
+    extra = full_resolution_settings(tiles=2)
+    content = full_size_pixels()
+    info, files = stylize(editor_chroot, krita_plugin, live_server.url, live_server.token,
+                          {"settings": {"preset": "full", **extra}}, content, timeout=600)
+    assert "error" not in info, info.get("error")
+    assert (info["width"], info["height"]) == (FULL_W, FULL_H)
+    new = info["new_layer"]
+    assert (new["type"], new["model"], new["depth"]) == ("paintlayer", "RGBA", "U8")
+    assert info["layers_after"] == [*info["layers_before"], new["name"]]
+    assert files["source_after.bin"] == files["source_before.bin"]  # byte-identical source
+    size = (FULL_W, FULL_H)
+    source = planes(files["source_before.bin"], "U8", size)
+    result = planes(files["result.bin"], "U8", size)
+    np.testing.assert_array_equal(source[..., 3], content[..., 3])  # the varied alpha arrived
+    np.testing.assert_array_equal(result[..., 3], source[..., 3])  # ... and came back bit-equal
+    visible = source[..., 3] > 0
+    change = np.abs(result[..., :3].astype(int) - source[..., :3].astype(int)).max(axis=2)
+    for half in (slice(0, FULL_H // 2), slice(FULL_H // 2, FULL_H)):  # sky, then city
+        assert (change[half][visible[half]] > 0).mean() > 0.9, "most pixels are unchanged"
+        assert change[half][visible[half]].mean() > 2, "the new layer is (nearly) a copy"
+    # The server really ran the layer's own size in tiles, and said so in the job's status.
+    assert full_size_tiles(info["progress"]["plan"]) >= 2, info["progress"]
+    assert info["progress"]["tiles"] >= 2, info["progress"]
 
 
 def assert_nothing_changed(info: dict, files: dict) -> None:
