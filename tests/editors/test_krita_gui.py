@@ -92,7 +92,9 @@ dialog = open_dialog()
 # The server check runs in a thread; report what the dialog says once it had time to answer.
 QTimer.singleShot(2000, lambda: save("dialog.json", {
     "title": dialog.windowTitle(), "server": dialog.server_line.text(),
-    "style": dialog.style_label.text()}))
+    "style": dialog.style_label.text(),
+    "presets": [[dialog.preset.itemData(i), dialog.preset.itemText(i)]
+                for i in range(dialog.preset.count())]}))
 """
 
 RUN_AND_UNDO = SETUP + """
@@ -155,6 +157,8 @@ def test_filter_menu_opens_the_dialog(editor_chroot, krita_plugin, live_server):
     assert dialog["title"] == "Neural Style Transfer"
     assert dialog["server"].startswith("Server connected"), dialog
     assert dialog["style"].endswith("style.png")
+    # The Quality combo offers full resolution, labelled as in GIMP (nst_options.PRESET_LABELS).
+    assert ["full", "Full resolution (every pixel; slow without a GPU)"] in dialog["presets"]
     assert "Neural Style Transfer — Krita" in [w["title"] for w in result.windows]  # on screen
 
 
