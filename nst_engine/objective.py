@@ -154,9 +154,11 @@ class Objective:
         # Pass 1: the whole image's Gram matrices; the last tile keeps its graph.
         sums = GramSums((height, width))
         for index, tile in enumerate(tiles):
-            cores, crop = self.network.core(image, tile, self.layers,
-                                            track=index == len(tiles) - 1)
+            last = index == len(tiles) - 1
+            cores, crop = self.network.core(image, tile, self.layers, track=last)
             sums.add({name: cores[name] for name in self.style_layers})
+            if not last:
+                del cores, crop  # free this tile's features before the next is computed
             if len(tiles) > 1:
                 done = self._tile_done(done)
         grams = {name: gram.requires_grad_(True) for name, gram in sums.grams().items()}
