@@ -114,13 +114,15 @@ class StyleTransfer:
                 "precision": precision}
 
     def plan(self, height: int, width: int, settings: Settings,
-             style_sizes: Sequence[tuple[int, int]] = ()) -> list[memory.ScalePlan]:
+             style_sizes: Sequence[tuple[int, int]] = (), budget: int | None = None
+             ) -> list[memory.ScalePlan]:
         """How a run on a ``height`` x ``width`` content would spend memory, scale by scale.
 
         Raises :class:`SettingsError` for ``memory_budget`` when a scale cannot fit even in
         tiles, saying how much it needs and the largest content size that would fit. The
-        server calls this before accepting a job; :meth:`stylize` before its first step."""
-        budget = self.budget(settings)
+        server calls this before accepting a job; :meth:`stylize` before its first step, with
+        the ``budget`` it runs under (by default :meth:`budget`, which reads free memory)."""
+        budget = budget or self.budget(settings)
         dtype = resolve_precision(self.device, settings.precision)
 
         def fits(h: int, w: int) -> bool:
@@ -243,7 +245,7 @@ class _Run:
         self.budget = engine.budget(settings)
         # Every scale is planned before the first step, so a run that cannot fit fails now.
         self.plans = engine.plan(self.height, self.width, settings,
-                                 [s.shape[:2] for s in styles])
+                                 [s.shape[:2] for s in styles], self.budget)
         # Work units (iterations weighted by pixels processed, halos and tile passes included)
         # make the ETA honest across scales.
         self.units = [n * plan.work for n, plan in zip(self.iterations, self.plans, strict=True)]
