@@ -218,7 +218,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="match the style's colours to the content's first")
     s.add_argument("--pooling", choices=["max", "avg"], help="VGG pooling: max or average")
     s.add_argument("--style-scale", type=float, help="style image size relative to the content")
-    s.add_argument("--seed", type=int, help="seed, for repeatable runs")
+    s.add_argument("--seed", type=int,
+                   help="the same seed repeats a result; another (or none) gives a variation")
     s.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     s.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
                    help="convolution precision; auto picks the fastest safe one")

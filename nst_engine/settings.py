@@ -75,6 +75,8 @@ class Settings:
     pooling: str = "max"
     #: Style images are resized to ``style_scale`` times the processing size.
     style_scale: float = 1.0
+    #: Seeds the faint noise added to the start image (and ``init`` "noise"): the same seed
+    #: repeats a run on the same device, another one gives a variation; None, a random one.
     seed: int | None = None
     #: Produce a preview image every N iterations (0: never).
     preview_every: int = 10

@@ -32,6 +32,11 @@ from .weights import Weights, load_weights
 #: Previews are made at most this large: enough for any preview a client shows, and cheap
 #: to make even when the run works on a 16-megapixel image.
 PREVIEW_SIDE = 2048
+#: Amplitude of the seeded noise added to the start image of the first scale (0-1 range).
+#: L-BFGS from the bare content is deterministic, so without it every seed would give the same
+#: image; the style loss has many equally good minima, and this nudge picks a different one for
+#: each seed (a new arrangement of the style's strokes) while too faint to show as grain.
+SEED_VARIATION = 0.05
 
 Source = Image.Image | np.ndarray | str | os.PathLike
 
@@ -296,10 +301,16 @@ class _Run:
         elif settings.init == "noise":
             start = torch.rand((1, 3, *size), generator=self.generator).to(self.device)
         elif settings.init == "image":
-            start = images.resize(images.to_tensor(self.init, self.device), size)
+            start = self._vary(images.resize(images.to_tensor(self.init, self.device), size))
         else:
-            start = content
+            start = self._vary(content)
         return self._optimise(index, start, content_targets, style_targets)
+
+    def _vary(self, start: torch.Tensor) -> torch.Tensor:
+        """The first scale's start image plus ``SEED_VARIATION`` of seeded noise: the same
+        seed gives the same image, another seed (or none: a random one) a variation."""
+        noise = torch.rand(start.shape, generator=self.generator).to(start.device) - 0.5
+        return (start + SEED_VARIATION * noise).clamp(0, 1)
 
     def _optimise(self, index: int, start: torch.Tensor, content_targets: dict,
                   style_targets: dict) -> torch.Tensor:

@@ -108,6 +108,9 @@ else:
     info["error"] = result.index(1)
 info["layers_after"] = names(image)
 save("source_after.bin", pixels(source))
+for index, seed in enumerate(plan.get("seeds", [])):  # more runs, for the seed's checks
+    config.set_property("seed", seed)
+    save(f"seed-{index}.bin", pixels(procedure.run(config).index(1)))
 save("info.json", json.dumps(info).encode())
 """
 
@@ -156,7 +159,9 @@ def assert_stylised(info: dict, files: dict, precision: str) -> tuple[np.ndarray
 def test_registered_under_filters_artistic_and_stylises_a_png(
     editor_chroot, gimp_plugins, live_server
 ):
-    info, files = stylize(editor_chroot, gimp_plugins, live_server.url, live_server.token, {})
+    """Then the seed (issue 17): runs on "0 = random" differ visibly, one number repeats."""
+    info, files = stylize(editor_chroot, gimp_plugins, live_server.url, live_server.token,
+                          {"seeds": [0, 7, 7]})
     assert info["menu_paths"] == ["<Image>/Filters/Artistic"]
     assert info["source"] == [W, H, 0, 0]  # so the new layer has the image's size
     source, result = assert_stylised(info, files, "u8")
@@ -165,6 +170,10 @@ def test_registered_under_filters_artistic_and_stylises_a_png(
     visible = source[..., 3] > 0
     difference = np.abs(result[..., :3].astype(int) - source[..., :3].astype(int))[visible]
     assert difference.mean() > 5, "the new layer is (nearly) a copy of the source"
+    random_again, seven, seven_again = (planes(files[f"seed-{i}.bin"], "u8") for i in range(3))
+    np.testing.assert_array_equal(seven, seven_again)
+    variation = np.abs(random_again[..., :3].astype(int) - result[..., :3].astype(int))
+    assert variation[visible].mean() > 3, "two runs on a random seed gave the same image"
 
 
 @pytest.mark.parametrize("precision", ["u16", "f32"])

@@ -79,6 +79,24 @@ def test_seeded_runs_repeat(engine, content, style, tiny):
     assert not np.array_equal(first, other)
 
 
+def test_the_seed_gives_visible_variations_of_a_run_from_the_content(engine, content, style,
+                                                                     tiny):
+    """Issue 17: from the content (every preset's start) the seed used to change nothing."""
+    settings = tiny(initial_iterations=8)
+    assert settings.init == "content"
+    first, _ = run(engine, content, style, settings.replace(seed=1))
+    again, _ = run(engine, content, style, settings.replace(seed=1))
+    other, _ = run(engine, content, style, settings.replace(seed=2))
+    unseeded = [run(engine, content, style, settings.replace(seed=None))[0] for _ in range(2)]
+    assert np.array_equal(first, again)
+
+    def change(a, b):  # mean difference of the colour, in 8-bit levels
+        return np.abs(a[..., :3] - b[..., :3]).mean() * 255
+
+    assert change(first, other) > 3  # visible, not a rounding difference
+    assert change(*unseeded) > 3  # no seed: a new variation each run
+
+
 def test_cancel_stops_within_one_iteration(engine, content, style, tiny):
     token = CancelToken()
     seen = []
