@@ -51,6 +51,9 @@ class Progress:
     scales: int
     losses: dict[str, float]
     elapsed: float
+    #: Seconds left, or None while the run has no stable rate yet: its first report (the first
+    #: iteration, or tile pass) pays for warming up caches and kernels, so the rate is measured
+    #: from there on, and a first guess from it was up to 7 times too long.
     eta: float | None
     #: The current image at the processing size (at most ``PREVIEW_SIDE``), every
     #: ``preview_every`` iterations.
@@ -62,6 +65,10 @@ class Progress:
     tiles: int = 0
     #: How the current scale runs: its size, tiles, optimiser and memory estimate.
     plan: str = ""
+    #: Work done and in all, in pixels through a forward and backward pass (halos and tile
+    #: passes included): a rate per unit measured on one job predicts another of any size.
+    work_done: float = 0.0
+    work_total: float = 0.0
 
 
 class CancelToken:
@@ -257,6 +264,8 @@ class _Run:
         self.started = time.perf_counter()
         self.done_iterations = 0
         self.done_units = 0.0
+        #: (elapsed, units done) at the first report: the rate is measured from there.
+        self.warmed: tuple[float, float] | None = None
         self.generator = torch.Generator().manual_seed(
             settings.seed if settings.seed is not None else torch.seed())
         self.content_luma = images.luminance(self.content)
@@ -376,7 +385,7 @@ class _Run:
         done = self.done_units + (self.units[index] / self.iterations[index] * tile / tiles
                                   if tiles else 0.0)
         elapsed = time.perf_counter() - self.started
-        eta = elapsed * (sum(self.units) - done) / done if done else None
+        eta = self._eta(elapsed, done)
         every = self.settings.preview_every
         preview = None
         if image is not None and (last or (every and self.done_iterations % every == 0)):
@@ -386,7 +395,19 @@ class _Run:
             scales=len(self.sizes), losses=dict(losses), elapsed=elapsed, eta=eta,
             preview=preview, tile=tile, tiles=tiles,
             plan=self.plans[index].describe(*self.sizes[index]),
+            work_done=done, work_total=sum(self.units),
         ))
+
+    def _eta(self, elapsed: float, done: float) -> float | None:
+        """Seconds left at the rate measured since the first report; None until then."""
+        total = sum(self.units)
+        if done >= total:
+            return 0.0
+        if self.warmed is None:
+            self.warmed = (elapsed, done)
+            return None
+        since, base = self.warmed
+        return (elapsed - since) * (total - done) / (done - base) if done > base else None
 
     def _preview(self, image: torch.Tensor) -> Image.Image:
         current = image.detach().float().clamp(0, 1)

@@ -12,10 +12,11 @@ import threading
 
 import numpy as np
 
-from nst_engine import Cancelled, NSTError, Settings, StyleTransfer
+from nst_engine import Cancelled, NSTError, Progress, Settings, StyleTransfer
 
 from . import imagecodec
 from .jobs import JobManager
+from .rates import DeviceRate
 from .store import JobRecord
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,7 @@ class Worker:
         self.manager = manager
         self.engine = engine
         self.description = engine.describe()
+        self.rate = DeviceRate()
         self._thread = threading.Thread(target=self._loop, daemon=True,
                                         name=f"nst-worker-{self.description['device']}")
 
@@ -42,13 +44,17 @@ class Worker:
     def run(self, record: JobRecord) -> None:
         """Run one job to its end; every outcome is recorded, nothing escapes the thread."""
         live = self.manager.live(record.id)
+        reports: list[Progress] = []
+
+        def report(progress: Progress) -> None:
+            reports[:] = [progress]  # the last one, to learn this device's rate from
+            self.manager.report(record.id, self.rate.estimate(progress))
+
         try:
             content, styles, mask = self._inputs(record)
             result = self.engine.stylize(
                 content.engine_input(), styles, Settings.from_dict(record.settings_dict),
-                style_blend_weights=record.blend,
-                callback=lambda progress: self.manager.report(record.id, progress),
-                cancel=live.cancel,
+                style_blend_weights=record.blend, callback=report, cancel=live.cancel,
             )
             encoded = imagecodec.encode_result(np.asarray(result)[..., :3], content, mask)
         except Cancelled:
@@ -62,6 +68,8 @@ class Worker:
             log.exception("job %s crashed", record.id)
             self.manager.fail(record.id, f"internal error in the server: {error!r}")
             return
+        if reports:
+            self.rate.learn(reports[-1])
         self.manager.finish(record.id, encoded)
 
     def _inputs(self, record: JobRecord

@@ -19,8 +19,10 @@ from server import imagecodec
 from server.config import Limits, ServerConfig
 from server.errors import BadInput, NoPreview, NotReady, QueueFull, TooLarge, UnknownJob
 from server.jobs import JobManager
+from server.rates import DeviceRate
 from server.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobStore
 from server.submission import Submission, parse_submission
+from server.worker import Worker
 
 QUICK = {"preset": "draft", "size": 32, "scales": 1, "initial_iterations": 2}
 
@@ -275,3 +277,55 @@ def test_expiry_an_hour_after_fetching_or_a_week_unfetched(manager, clock):
     clock.advance(7 * 24 * 3600)
     assert manager.sweep() == 1  # the unfetched one; a queued job never expires
     assert manager.status(queued.id)["state"] == QUEUED
+
+
+# ----------------------------------------------------------------- the first time estimate
+def report(work_done: float, elapsed: float, eta: float | None) -> Progress:
+    """The engine's report after ``work_done`` of 1000 units (its own ETA, or None)."""
+    return Progress(int(work_done // 100), 10, 1, 1, {"total": 1.0}, elapsed, eta,
+                    work_done=work_done, work_total=1000.0)
+
+
+class ScriptedEngine:
+    """Reports ``course`` as the engine would (``elapsed`` is its clock) and returns black;
+    ``then()`` runs after each report."""
+
+    def __init__(self, course: list[Progress], then) -> None:
+        self.course, self.then = course, then
+
+    def describe(self) -> dict:
+        return {"device": "scripted", "weights": "none", "precision": "fp32"}
+
+    def stylize(self, content, styles, settings, *, style_blend_weights=None, callback=None,
+                cancel=None) -> np.ndarray:
+        for progress in self.course:
+            callback(progress)
+            self.then()
+        return np.zeros((*content.shape[:2], 3), np.float32)
+
+
+def test_the_engines_own_estimate_wins_over_earlier_jobs():
+    rate = DeviceRate()
+    assert rate.estimate(report(100, 10.0, None)).eta is None  # nothing learned yet
+    rate.learn(report(1000, 60.0, 0.0))
+    assert rate.seconds_per_unit == pytest.approx(0.06)
+    assert rate.estimate(report(500, 20.0, 12.5)).eta == 12.5
+    assert rate.estimate(report(100, 9.0, None)).eta == pytest.approx(54.0)  # 900 units left
+    rate.learn(report(1000, 80.0, 0.0))  # the device got slower: half-way there at once
+    assert rate.seconds_per_unit == pytest.approx(0.07)
+
+
+def test_a_job_starts_from_the_rate_of_the_jobs_before_it(manager):
+    """Issue 17: the engine has no estimate after a job's first iteration (it warms up); the
+    server then answers from the rate this device showed, instead of "estimating..."."""
+    course = [report(100, 10.0, None), report(200, 16.0, 48.0), report(1000, 60.0, 0.0)]
+    etas: list = []
+    worker = Worker(manager, ScriptedEngine(course, lambda: etas.append(
+        manager.status(job_id)["eta"])))
+    for _ in range(2):
+        job_id = manager.submit(submission()).id
+        worker.run(manager.take())
+        assert manager.status(job_id)["state"] == DONE
+    first, second = etas[:3], etas[3:]
+    assert first == [None, 48.0, 0.0]  # a new server has only the engine's estimate
+    assert second == [54.0, 48.0, 0.0]  # 900 units left at 60 s per 1000

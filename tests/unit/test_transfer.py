@@ -1,13 +1,22 @@
 """End-to-end behaviour of the optimiser on tiny images with the real weights."""
 
 import threading
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from nst_engine import Cancelled, CancelToken, ImageError, Progress, Settings, SettingsError
+from nst_engine import (
+    Cancelled,
+    CancelToken,
+    ImageError,
+    Progress,
+    Settings,
+    SettingsError,
+    transfer,
+)
 from nst_engine.images import luminance, match_color, to_tensor
 
 
@@ -23,11 +32,23 @@ def test_total_loss_falls_and_progress_is_reported(engine, content, style, tiny)
     assert all(r.total == 8 and r.scales == 1 for r in reports)
     assert reports[-1].losses["total"] < 0.5 * reports[0].losses["total"]
     assert reports[-1].eta == pytest.approx(0, abs=1e-6)
-    assert all(r.eta is not None and r.elapsed > 0 for r in reports)
+    # The first iteration warms up: no estimate from it (issue 17), one from the next on.
+    assert reports[0].eta is None
+    assert all(r.eta is not None and r.elapsed > 0 for r in reports[1:])
+    assert reports[-1].work_done == reports[-1].work_total == 8 * 48 * 40
     with_preview = [r.iteration for r in reports if r.preview is not None]
     assert with_preview == [3, 6, 8]  # every 3, and the final image
     assert reports[-1].preview.size == (48, 40) and reports[-1].preview.mode == "RGBA"
     assert not np.allclose(out[..., :3], content[..., :3], atol=0.02)
+
+
+def test_the_eta_is_not_guessed_from_the_warm_up(engine, content, style, tiny, monkeypatch):
+    """Issue 17: the first iteration took 10 s (caches, kernels), each later one 1 s. The old
+    rule guessed 50 s left after it; the first estimate shown must be the true 4 s."""
+    ticks = iter([0.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0])  # the run's start, then each report
+    monkeypatch.setattr(transfer, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
+    _, reports = run(engine, content, style, tiny(initial_iterations=6))
+    assert [r.eta for r in reports] == [None, 4.0, 3.0, 2.0, 1.0, 0.0]
 
 
 def test_alpha_is_kept_bit_exactly_for_float_arrays(engine, content, style, tiny):
