@@ -58,6 +58,11 @@ class Progress:
     #: The current image at the processing size (at most ``PREVIEW_SIDE``), every
     #: ``preview_every`` iterations.
     preview: Image.Image | None = field(default=None, repr=False)
+    #: Makes a preview of the current image now, its longest side at most the given number
+    #: of pixels; after each iteration, and only during the callback (the image changes
+    #: after it). For a client that shows previews only when asked, at the size it shows
+    #: them: nothing is made unless it is called.
+    render: Callable[[int], Image.Image] | None = field(default=None, repr=False)
     #: Within an iteration of a tiled scale: passes over tiles done, of ``tiles``. Each
     #: iteration passes over every tile twice (Gram matrices, then gradients); reports with
     #: ``tile < tiles`` come between iterations' reports. Both are 0 when untiled.
@@ -248,6 +253,7 @@ class _Run:
         self.callback, self.cancel = callback, cancel
         self.height, self.width = content.shape[:2]
         self.alpha = content[..., 3] if content.shape[2] == 4 else None
+        self._alpha_cache: tuple[tuple[int, int], np.ndarray] | None = None
         self.content = images.to_tensor(content[..., :3], self.device)
         self.styles = [images.to_tensor(s, self.device) for s in styles]
         self.blend = blend
@@ -389,11 +395,12 @@ class _Run:
         every = self.settings.preview_every
         preview = None
         if image is not None and (last or (every and self.done_iterations % every == 0)):
-            preview = self._preview(image)
+            preview = self._preview(image, PREVIEW_SIDE)
         self.callback(Progress(
             iteration=self.done_iterations, total=sum(self.iterations), scale=index + 1,
             scales=len(self.sizes), losses=dict(losses), elapsed=elapsed, eta=eta,
             preview=preview, tile=tile, tiles=tiles,
+            render=None if image is None else lambda side: self._preview(image, side),
             plan=self.plans[index].describe(*self.sizes[index]),
             work_done=done, work_total=sum(self.units),
         ))
@@ -409,16 +416,25 @@ class _Run:
         since, base = self.warmed
         return (elapsed - since) * (total - done) / (done - base) if done > base else None
 
-    def _preview(self, image: torch.Tensor) -> Image.Image:
-        current = image.detach().float().clamp(0, 1)
-        size = fit(*current.shape[-2:], min(PREVIEW_SIDE, max(current.shape[-2:])))
-        current = images.resize(current, size)
-        rgb = images.to_numpy(self._colour(current, images.resize(self.content, size)))
+    def _preview(self, image: torch.Tensor, side: int) -> Image.Image:
+        """The current image, longest side at most ``side``: resized first, so a preview of
+        a 16-megapixel scale costs what its own size costs."""
+        size = fit(*image.shape[-2:], min(side, max(image.shape[-2:])))
+        current = images.resize(image.detach().float(), size).clamp(0, 1)
+        if self.settings.preserve_colors:
+            current = self._colour(current, images.resize(self.content, size))
+        rgb = images.to_numpy(current)
         if self.alpha is not None:
+            rgb = np.concatenate([rgb, self._preview_alpha(size)[..., None]], axis=2)
+        return images.from_array(rgb)
+
+    def _preview_alpha(self, size: tuple[int, int]) -> np.ndarray:
+        """The content's alpha at ``size``, kept for the next preview of the same size."""
+        if self._alpha_cache is None or self._alpha_cache[0] != size:
             alpha = Image.fromarray(self.alpha.astype(np.float32), "F").resize(
                 (size[1], size[0]), Image.Resampling.BILINEAR)
-            rgb = np.concatenate([rgb, np.asarray(alpha)[..., None]], axis=2)
-        return images.from_array(rgb)
+            self._alpha_cache = (size, np.asarray(alpha))
+        return self._alpha_cache[1]
 
     def _colour(self, image: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """With ``preserve_colors``, put the content's colours back under the new luma."""

@@ -266,6 +266,7 @@ class Client:
         body: bytes | None = None,
         content_type: str | None = None,
         auth: bool = True,
+        timeout: float | None = None,
     ) -> tuple[bytes, Mapping[str, str]]:
         request = urllib.request.Request(self.url + path, data=body, method=method)
         if content_type:
@@ -273,7 +274,7 @@ class Client:
         if auth and self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
                 return response.read(), response.headers
         except urllib.error.HTTPError as exc:
             raise self._http_error(exc) from None
@@ -376,10 +377,17 @@ class Client:
         """The job's state, progress (iteration/total/percent/eta), queue position and error."""
         return self._json("GET", self._job_path(job_id))
 
-    def preview(self, job_id: str, size: int = 512) -> bytes | None:
-        """The latest preview as PNG bytes (longest side <= ``size``), or None if none yet."""
+    def preview(self, job_id: str, size: int = 512, timeout: float | None = None
+                ) -> bytes | None:
+        """The latest preview as PNG bytes (longest side <= ``size``), or None if none yet.
+
+        Asking is what makes the server render previews (the next one comes after the next
+        iteration, then at most one a second), so ask only as often as they are shown.
+        ``timeout`` (default: the client's) lets a caller give up on a preview sooner than on
+        the job."""
         try:
-            data, _ = self._request("GET", self._job_path(job_id, f"/preview?size={int(size)}"))
+            data, _ = self._request("GET", self._job_path(job_id, f"/preview?size={int(size)}"),
+                                    timeout=timeout)
         except ApiError as exc:
             if exc.status == 404 and exc.code == "no_preview":
                 return None

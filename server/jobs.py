@@ -18,8 +18,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from PIL import Image
-
 from nst_engine import CancelToken, Progress
 
 from . import imagecodec
@@ -33,6 +31,10 @@ log = logging.getLogger(__name__)
 
 #: Assumed length of a job until the first one has finished, for Retry-After.
 _FIRST_GUESS_S = 30.0
+#: A running job makes a preview at most this often, and only while a client asks for them:
+#: a preview costs the job a resize and a PNG, and made after every iteration they cost about
+#: as much as the job itself (issue 17).
+PREVIEW_INTERVAL_S = 1.0
 
 
 @dataclass
@@ -48,7 +50,12 @@ class LiveProgress:
     losses: dict[str, float] = field(default_factory=dict)
     eta: float | None = None
     started: float = field(default_factory=time.monotonic)
-    preview: Image.Image | None = None
+    #: The latest preview, as PNG; dropped when the job ends.
+    preview: bytes | None = None
+    #: The longest side the last client asked for (0: no client asks), and when the last
+    #: preview was made (the manager's clock).
+    preview_side: int = 0
+    preview_made: float = -math.inf
     cancel: CancelToken = field(default_factory=CancelToken)
 
 
@@ -138,11 +145,21 @@ class JobManager:
             return self._live.get(job_id)
 
     def report(self, job_id: str, progress: Progress) -> None:
+        """Take the engine's progress; make a preview if a client asked and it is time."""
         live = self.live(job_id)
         live.iteration, live.losses, live.eta = progress.iteration, progress.losses, progress.eta
         live.tile, live.tiles, live.plan = progress.tile, progress.tiles, progress.plan
-        if progress.preview is not None:
-            live.preview = progress.preview
+        now = self._clock()
+        if (progress.render is not None and live.preview_side
+                and now - live.preview_made >= PREVIEW_INTERVAL_S):
+            live.preview = imagecodec.preview_png(progress.render(live.preview_side))
+            live.preview_made = now
+
+    def _end(self, job_id: str) -> None:
+        """A job ended: its preview is of no more use, and may be large."""
+        live = self._live_of(job_id)
+        if live is not None:
+            live.preview, live.preview_side = None, 0
 
     def finish(self, job_id: str, result: EncodedResult) -> None:
         """Store the result, then mark the job done, unless it was cancelled meanwhile.
@@ -150,11 +167,13 @@ class JobManager:
         Only the bytes are stored: a result is always in the content's form, which the record
         already holds (see :meth:`result`)."""
         self.store.write_file(job_id, "result", result.body)
+        self._end(job_id)
         if self.store.transition(job_id, (RUNNING,), state=DONE, finished=self._clock()):
             self._learn_duration(job_id)
             log.info("job %s done", job_id)
 
     def fail(self, job_id: str, message: str) -> None:
+        self._end(job_id)
         if self.store.transition(job_id, (RUNNING,), state=FAILED, finished=self._clock(),
                                  error=message):
             log.warning("job %s failed: %s", job_id, message)
@@ -196,7 +215,7 @@ class JobManager:
             "eta": (round(live.eta, 1) if live and live.eta is not None else None)
             if record.state == RUNNING else (0.0 if record.state == DONE else None),
             "losses": dict(live.losses) if live else {},
-            "has_preview": bool(live and live.preview is not None),
+            "has_preview": bool(live and live.preview is not None and record.state == RUNNING),
             "error": record.error,
             "created": record.created,
             "attempts": record.attempts,
@@ -221,16 +240,24 @@ class JobManager:
             live = self._live_of(job_id)
             if live is not None:
                 live.cancel.cancel()  # the worker stops within one iteration
+            self._end(job_id)
             log.info("job %s cancelled", job_id)
         return self.status(job_id)
 
     def preview(self, job_id: str, size: int) -> bytes:
-        self.get(job_id)
+        """The latest preview of a running job (PNG). Asking is what makes previews: the
+        next one is made after the next iteration, at ``size``, and then at most once per
+        ``PREVIEW_INTERVAL_S``."""
+        record = self.get(job_id)
         live = self._live_of(job_id)
-        if live is None or live.preview is None:
-            raise NoPreview("no_preview", "no preview yet: the first one comes after a few "
-                            "iterations")
-        return imagecodec.preview_png(live.preview, size)
+        if record.state != RUNNING or live is None:
+            raise NoPreview("no_preview", f"job {job_id} is {record.state}: previews are made "
+                            f"only while it runs")
+        live.preview_side = size
+        if live.preview is None:
+            raise NoPreview("no_preview", "no preview yet: one is made after the next "
+                            "iteration; ask again in a second")
+        return live.preview
 
     def result(self, job_id: str) -> EncodedResult:
         """The finished result; NotReady until the job is done."""

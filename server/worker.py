@@ -52,8 +52,11 @@ class Worker:
 
         try:
             content, styles, mask = self._inputs(record)
+            # Previews are made on request (Progress.render, see JobManager.report), never
+            # every few iterations whether or not anyone looks.
+            settings = Settings.from_dict(record.settings_dict).replace(preview_every=0)
             result = self.engine.stylize(
-                content.engine_input(), styles, Settings.from_dict(record.settings_dict),
+                content.engine_input(), styles, settings,
                 style_blend_weights=record.blend, callback=report, cancel=live.cancel,
             )
             encoded = imagecodec.encode_result(np.asarray(result)[..., :3], content, mask)

@@ -2,9 +2,10 @@
 
 It does what the server needs of :class:`nst_engine.StyleTransfer` and nothing else: describe
 itself, its memory budget and plan (every job fits), and ``stylize`` by handing the content
-back, reporting each iteration (with a preview) and honouring the cancel token exactly as the
-engine does. Tests steer it: ``fail_with`` makes the next run fail as the engine would,
-``hold`` keeps each iteration waiting until released.
+back, reporting each iteration (with a preview to render on request) and honouring the cancel
+token exactly as the engine does. Tests steer it: ``fail_with`` makes the next run fail as the
+engine would, ``hold`` keeps each iteration waiting until released, ``pause_after`` holds the
+run once that iteration has been reported.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class StubEngine:
         self.fail_with: str | None = None
         self.hold = threading.Event()
         self.hold.set()  # set: iterations run freely; clear it to hold the run at each one
+        self.pause_after: int | None = None
 
     def describe(self) -> dict:
         return {"device": "stub", "weights": "stub", "precision": "fp32"}
@@ -42,6 +44,12 @@ class StubEngine:
             raise NSTError(self.fail_with)
         total = settings.total_iterations(content.shape[0], content.shape[1])
         preview = Image.fromarray((np.clip(content[..., :3], 0, 1) * 255).astype(np.uint8))
+
+        def render(side: int) -> Image.Image:
+            image = preview.copy()
+            image.thumbnail((side, side))
+            return image
+
         for iteration in range(1, total + 1):
             while not self.hold.wait(0.01):
                 if cancel is not None and cancel.cancelled:
@@ -50,5 +58,7 @@ class StubEngine:
                 raise Cancelled("cancelled")
             if callback is not None:
                 callback(Progress(iteration, total, 0, 1, {"total": 1.0 / iteration}, 0.0,
-                                  float(total - iteration), preview))
+                                  float(total - iteration), render=render))
+            if iteration == self.pause_after:
+                self.hold.clear()
         return content

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import numpy as np
 import png
@@ -151,7 +152,7 @@ def test_several_styles_with_blend_weights(live_server, style_png):
     assert result.status_code == 200
 
 
-def test_preview_and_events(live_server, style_png):
+def test_events(live_server, style_png):
     settings = {**QUICK, "initial_iterations": 12, "preview_every": 2}
     job = submit(live_server, png_bytes(rgba_pixels()), style_png, settings=settings).json()
     with requests.get(f"{live_server.url}{job['urls']['events']}", headers=live_server.headers(),
@@ -161,11 +162,24 @@ def test_preview_and_events(live_server, style_png):
             decode_unicode=True) if line.startswith("data: ")]
     assert events[-1]["state"] == "done"
     assert [e["iteration"] for e in events] == sorted(e["iteration"] for e in events)
-    assert events[-1]["has_preview"]
+    assert not events[-1]["has_preview"]  # nobody asked for one
 
-    preview = get(live_server, f"{job['urls']['preview']}?size=16")
+
+def test_a_preview_is_made_when_asked_at_the_size_asked_and_freed_at_the_end(live_server,
+                                                                             style_png):
+    job = submit(live_server, png_bytes(rgba_pixels()), style_png, settings=LONG).json()
+    url = f"{job['urls']['preview']}?size=16"
+    deadline = time.monotonic() + 60
+    while (preview := get(live_server, url)).status_code == 404:  # the first ask makes one
+        assert preview.json()["error"]["code"] == "no_preview"
+        assert time.monotonic() < deadline, "no preview was made after asking for it"
+        time.sleep(0.05)
     assert preview.headers["Content-Type"] == "image/png"
-    assert max(Image.open(io.BytesIO(preview.content)).size) <= 16
+    assert max(Image.open(io.BytesIO(preview.content)).size) == 16  # made at that size
+    assert get(live_server, job["urls"]["self"]).json()["has_preview"]
+    requests.delete(f"{live_server.url}{job['urls']['self']}", headers=live_server.headers(),
+                    timeout=10)
+    assert get(live_server, url).status_code == 404  # freed with the job
 
 
 def test_no_preview_yet_is_a_clear_404(live_server, style_png):

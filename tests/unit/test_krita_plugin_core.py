@@ -6,8 +6,10 @@ tests pin the conversions themselves, in milliseconds.
 
 from __future__ import annotations
 
+import socket
 import struct
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,13 +17,14 @@ import pytest
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 sys.path[:0] = [str(PLUGINS), str(PLUGINS / "krita")]
 
+from neural_style_transfer import previews  # noqa: E402
 from neural_style_transfer.options import push_recent  # noqa: E402
 from neural_style_transfer.pixels import (  # noqa: E402
     UnsupportedColor,
     layout_for,
     rgba8_to_layout,
 )
-from nst_client import PixelLayout  # noqa: E402
+from nst_client import Client, PixelLayout  # noqa: E402
 
 RED_HALF_ALPHA = bytes([255, 0, 0, 128])  # one RGBA u8 pixel
 
@@ -65,3 +68,35 @@ def test_preview_pixels_become_the_layers_own_layout():
 
 def test_recent_styles():
     assert push_recent(["b", "a", "c"], "a", limit=2) == ["a", "b"]
+
+
+def test_a_preview_is_fetched_once_the_last_is_shown_and_at_most_once_a_second():
+    """Issue 17: each preview asked for costs the job time on the server."""
+    now = [0.0]
+    pacer = previews.PreviewPacer(interval=1.0, clock=lambda: now[0])
+    assert pacer.due()
+    pacer.in_flight()  # handed to Krita ...
+    now[0] = 5.0
+    assert not pacer.due()  # ... and not yet on the canvas
+    pacer.shown()
+    assert pacer.due()
+    now[0] = 5.9
+    assert not pacer.due()  # within the second, though nothing is in flight
+    now[0] = 6.0
+    assert pacer.due()
+
+
+def test_a_failed_or_timed_out_preview_is_skipped(monkeypatch):
+    """A preview is worth less than the job: no error may end the job's view in Krita."""
+    with socket.socket() as probe:  # a port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    assert previews.fetch(Client(f"http://127.0.0.1:{dead}", "t"), "a" * 32, 64) is None
+    with socket.socket() as silent:  # accepts, and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        monkeypatch.setattr(previews, "TIMEOUT_S", 0.3)
+        started = time.monotonic()
+        client = Client(f"http://127.0.0.1:{silent.getsockname()[1]}", "t", timeout=60)
+        assert previews.fetch(client, "a" * 32, 64) is None
+        assert time.monotonic() - started < 5  # its own timeout, not the client's 60 s

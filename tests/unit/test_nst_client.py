@@ -12,6 +12,7 @@ import io
 import json
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -286,12 +287,17 @@ def test_server_refusals_keep_code_and_message(client, style):
 def test_preview_none_until_available_then_png(server, client, style):
     server.engine.hold.clear()  # the job waits before its first iteration
     job = client.submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style], QUICK)
-    assert client.preview(job, 128) is None
+    assert client.preview(job, 128) is None  # none yet; asking is what makes one
+    server.engine.pause_after = 1
     server.engine.hold.set()
-    assert client.wait(job, poll_interval=0.01)["has_preview"]
+    while not client.status(job)["has_preview"]:
+        time.sleep(0.01)
     png = client.preview(job, 128)
     assert png is not None and png.startswith(b"\x89PNG")
     assert server.seen[-1][1] == f"/v1/jobs/{job}/preview?size=128"
+    server.engine.hold.set()
+    assert not client.wait(job, poll_interval=0.01)["has_preview"]
+    assert client.preview(job, 128) is None  # freed when the job ended
 
 
 def test_result_before_done_is_not_ready(server, client, style):

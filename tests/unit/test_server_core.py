@@ -85,8 +85,8 @@ def manager(config, clock):
     store.close()
 
 
-def progress(iteration: int, total: int = 2, preview: Image.Image | None = None) -> Progress:
-    return Progress(iteration, total, 0, 1, {"total": 1.0}, 0.0, 5.0, preview)
+def progress(iteration: int, total: int = 2, render=None) -> Progress:
+    return Progress(iteration, total, 0, 1, {"total": 1.0}, 0.0, 5.0, render=render)
 
 
 # -------------------------------------------------------------------------------- submission
@@ -174,7 +174,7 @@ def test_a_job_goes_queued_running_done_and_its_result_is_typed(manager, clock):
     assert (taken.id, taken.state, taken.attempts) == (record.id, RUNNING, 1)
     with pytest.raises(NoPreview):
         manager.preview(record.id, 64)
-    manager.report(record.id, progress(1, preview=Image.new("RGB", (8, 8))))
+    manager.report(record.id, progress(1, render=lambda side: Image.new("RGB", (8, 8))))
     status = manager.status(record.id)
     assert (status["iteration"], status["percent"], status["eta"]) == (1, 50.0, 5.0)
     assert manager.preview(record.id, 64).startswith(b"\x89PNG")
@@ -186,6 +186,37 @@ def test_a_job_goes_queued_running_done_and_its_result_is_typed(manager, clock):
     result = manager.result(record.id)
     assert (result.body, result.form.channels) == (b"pixels!!", "BGRA")
     assert manager.store.get(record.id).fetched == clock.now
+
+
+def test_previews_only_when_asked_at_most_once_a_second_and_freed_at_the_end(manager, clock):
+    """Issue 17: previews made after every few iterations cost as much as the job."""
+    record = manager.submit(submission())
+    manager.take()
+    sides: list[int] = []
+
+    def render(side: int) -> Image.Image:
+        sides.append(side)
+        return Image.new("RGBA", (side, side // 2))
+
+    manager.report(record.id, progress(1, render=render))
+    assert sides == [] and not manager.status(record.id)["has_preview"]  # nobody asked
+    with pytest.raises(NoPreview):
+        manager.preview(record.id, 64)  # asking ...
+    manager.report(record.id, progress(1, render=render))
+    assert sides == [64]  # ... makes one after the next iteration, at the size asked
+    assert Image.open(io.BytesIO(manager.preview(record.id, 64))).size == (64, 32)
+    clock.advance(0.9)
+    manager.report(record.id, progress(1, render=render))
+    assert sides == [64]  # not twice within a second
+    clock.advance(0.1)
+    manager.report(record.id, progress(1, render=render))
+    assert sides == [64, 64]
+    manager.finish(record.id, imagecodec.EncodedResult(b"x", imagecodec.Form.from_json(
+        record.form)))
+    assert manager.live(record.id).preview is None  # freed
+    assert not manager.status(record.id)["has_preview"]
+    with pytest.raises(NoPreview):
+        manager.preview(record.id, 64)
 
 
 def test_cancel_wins_over_a_late_finish_and_fail(manager):

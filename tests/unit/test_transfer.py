@@ -51,6 +51,14 @@ def test_the_eta_is_not_guessed_from_the_warm_up(engine, content, style, tiny, m
     assert [r.eta for r in reports] == [None, 4.0, 3.0, 2.0, 1.0, 0.0]
 
 
+def test_a_preview_is_rendered_when_asked_at_the_size_asked(engine, content, style, tiny):
+    """What the server makes a client's previews with, only when one asks (issue 17)."""
+    rendered = []
+    engine.stylize(content, [style], tiny(), callback=lambda p: p.iteration == 2 and
+                   rendered.append(p.render(16)))
+    assert [(image.size, image.mode) for image in rendered] == [((16, 13), "RGBA")]
+
+
 def test_alpha_is_kept_bit_exactly_for_float_arrays(engine, content, style, tiny):
     out, _ = run(engine, content, style, tiny())
     assert out.dtype == np.float32 and out.shape == content.shape

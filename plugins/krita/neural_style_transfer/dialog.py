@@ -321,6 +321,8 @@ class StyleTransferDialog(QtWidgets.QDialog):
     def _preview(self, pixels: bytes) -> None:
         if self.preview_layer is not None and is_in_document(self.document, self.preview_layer):
             write_pixels(self.document, self.preview_layer, pixels)
+        if self.worker is not None:
+            self.worker.preview_shown()  # only now is the next preview worth its cost
 
     def _succeeded(self, data: bytes) -> None:
         name = nst_options.layer_name(self.style_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+from . import previews
 from .pixels import rgba8_to_layout
 from .qt import QtCore, QtGui, Signal
 from .shared import nst_client
@@ -74,11 +75,15 @@ class JobWorker(QtCore.QThread):
         self.job_id = job_id
         self.preview_size = preview_size
         self._cancel = threading.Event()
-        self._preview_iteration = None
+        self._pacer = previews.PreviewPacer()
 
     def cancel(self) -> None:
         """Thread-safe: the job is cancelled on the server at the next poll."""
         self._cancel.set()
+
+    def preview_shown(self) -> None:
+        """Thread-safe: the last preview is on the canvas, so the next may be fetched."""
+        self._pacer.shown()
 
     def run(self) -> None:
         try:
@@ -101,16 +106,12 @@ class JobWorker(QtCore.QThread):
 
     def _on_status(self, status: dict) -> None:
         self.progress.emit(status)
-        iteration = status.get("iteration")
-        if not status.get("has_preview") or iteration == self._preview_iteration:
+        if status.get("state") != "running" or not self._pacer.due():
             return
-        self._preview_iteration = iteration
-        try:
-            png = self.client.preview(self.job_id, self.preview_size)
-        except nst_client.ApiError:
-            return  # a missed preview is harmless; the next poll tries again
+        png = previews.fetch(self.client, self.job_id, self.preview_size)
         if png:
             request = self.request
             pixels = decode_preview(png, request.width, request.height, request.layout)
             if pixels is not None:
+                self._pacer.in_flight()
                 self.preview.emit(pixels)
