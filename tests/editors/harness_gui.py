@@ -39,6 +39,7 @@ class GuiResult:
     screenshot: Path
     windows: list[dict]
     files: dict[str, bytes]
+    #: Everything the editor wrote to stdout and stderr, e.g. GIMP's warnings about its dialogs.
     console: str
 
 
@@ -166,9 +167,12 @@ def gui_screenshot(root: Path, editor: str, name: str, *, action: Path | str = "
 def _await_and_shoot(root: Path, ws: Workspace, env: Mapping[str, str],
                      editor_proc: subprocess.Popen, log, name: str, wait_for_title: str | None,
                      crop_to_window: bool, settle: float, timeout: float) -> GuiResult:
-    def console() -> str:
+    def whole_console() -> str:
         log.flush()
-        return tail(ws.host_path("ctl", "editor.log").read_text(errors="replace"))
+        return ws.host_path("ctl", "editor.log").read_text(errors="replace")
+
+    def console() -> str:  # for failure messages
+        return tail(whole_console())
 
     def matching(windows: list[dict]) -> dict | None:
         return next((w for w in windows if wait_for_title and wait_for_title in w["title"]), None)
@@ -188,7 +192,7 @@ def _await_and_shoot(root: Path, ws: Workspace, env: Mapping[str, str],
             windows = _windows(root, ws, env)
             window = matching(windows) if crop_to_window else None
             shot = _screenshot(root, ws, env, ARTIFACTS / f"{name}.png", window)
-            return GuiResult(shot, windows, ws.outputs(), console())
+            return GuiResult(shot, windows, ws.outputs(), whole_console())
         time.sleep(1.0)
     _screenshot(root, ws, env, ARTIFACTS / f"{name}-timeout.png", None)
     raise EditorScriptError(f"no window titled {wait_for_title!r} within {timeout:.0f} s; "

@@ -381,6 +381,9 @@ def test_dialog_in_the_gui(editor_chroot, gimp_plugins, live_server):
         wait_for_title="Neural Style Transfer",
         crop_to_window=True,
     )
+    # GIMP warns when two of the dialog's labels and buttons share a key: Alt+C then pressed
+    # Cancel instead of moving to "Content kept" (issue 17).
+    assert "duplicate mnemonic" not in result.console, result.console
     shot = Image.open(result.screenshot)
     assert shot.width > 200 and shot.height > 200
     grey_levels = shot.convert("L").getcolors(maxcolors=256)

@@ -44,6 +44,9 @@ others). Returns the new layer. The server is found through NST_SERVER_URL and N
 connection file the server writes to the user's config folder."""
 
 _FLAGS = GObject.ParamFlags.READWRITE
+# Each label's mnemonic (the letter after "_", pressed with Alt) must differ from the others'
+# and from those of the dialog's own buttons: _Help, _Reset, _Cancel, _OK, _Load Saved Settings,
+# _Save Settings. GIMP logs "duplicate mnemonic" for a clash, and Alt+C pressed Cancel.
 
 
 class ChoiceError(ValueError):
@@ -79,7 +82,7 @@ def define(procedure: Gimp.ImageProcedure) -> None:
     )
     procedure.add_int_argument(
         "strength",
-        "Style _strength",
+        "Style s_trength",
         "How strongly the style's textures are applied (0-100)",
         0,
         100,
@@ -88,7 +91,7 @@ def define(procedure: Gimp.ImageProcedure) -> None:
     )
     procedure.add_int_argument(
         "content-kept",
-        "_Content kept",
+        "Content _kept",
         "How much of the layer's shapes is kept (0-100)",
         0,
         100,
@@ -108,14 +111,14 @@ def define(procedure: Gimp.ImageProcedure) -> None:
     )
     procedure.add_boolean_argument(
         "preserve-colors",
-        "_Keep the layer's own colours",
+        "Keep the layer's o_wn colours",
         "Take only the style's textures, not its colours",
         False,
         _FLAGS,
     )
     procedure.add_boolean_argument(
         "selection-only",
-        "Only inside the _selection",
+        "Only _inside the selection",
         "Transparent outside the selection (the whole layer when nothing is selected)",
         False,
         _FLAGS,
