@@ -1,6 +1,8 @@
 """Settings are validated in one place, with the setting's name and range in the error."""
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -54,3 +56,18 @@ def test_bad_values_name_the_setting(values, setting, message):
         Settings.from_dict(values)
     assert error.value.setting == setting
     assert f"'{setting}'" in str(error.value)
+
+
+def test_the_readme_gives_the_presets_figures_as_they_are():
+    """The README once said draft runs 160 iterations in all; it runs 120 (issue 17)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    paragraph = readme[readme.index("**Presets.**"):].split("\n\n")[0]
+    figures = {name: tuple(map(int, numbers)) for name, *numbers in re.findall(
+        r"`(\w+)` \((\d+) px,\s+(\d+) scales,\s+(\d+)", paragraph)}
+    assert figures.keys() == {"draft", "balanced", "high"}, paragraph
+    for name, (size, scales, iterations) in figures.items():
+        preset = Settings.from_preset(name)
+        assert (size, scales, iterations) == (preset.size, preset.scales,
+                                              preset.total_iterations()), name
+    full = re.search(r"`full` \(`high`, then .*? (\d+) iterations each\)", paragraph, re.S)
+    assert full and int(full.group(1)) == Settings.from_preset("full").full_iterations
