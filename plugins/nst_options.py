@@ -25,6 +25,7 @@ __all__ = [
     "engine_settings",
     "format_eta",
     "layer_name",
+    "preview_layer_name",
     "slider_factor",
 ]
 
@@ -76,6 +77,12 @@ def engine_settings(
 def layer_name(style_path: str) -> str:
     """The result layer is named after the style so several tries stay tellable apart."""
     return f"{Path(style_path).stem} (style transfer)"
+
+
+def preview_layer_name(style_path: str) -> str:
+    """The layer the preview fills in while the job runs. "Preview" comes first: the Layers
+    docker cuts long names at the end, and the word must show."""
+    return f"Preview: {Path(style_path).stem}"
 
 
 def format_eta(seconds: float | None) -> str:

@@ -16,16 +16,19 @@ import numpy as np
 from harness import KRITA_PYKRITA, gui_screenshot
 from sample_images import png, style_pixels
 
-# Runs inside Krita's GUI once content.png is open: remember a draft setup and the style, as a
-# previous run of the dialog would have, so the dialog opens ready to go.
+# Runs inside Krita's GUI once content.png is open: helpers, and a draft setup remembered as a
+# previous run of the dialog would have (REMEMBER_STYLE adds its style, so the dialog opens ready).
 SETUP = """\
 import json
 import os
 import time
 
+import traceback
+
 from krita import Krita
-from PyQt5.QtCore import QEventLoop, QTimer
-from PyQt5.QtWidgets import QApplication
+from PyQt5.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer
+from PyQt5.QtTest import QTest
+from PyQt5.QtWidgets import QApplication, QFileDialog, QLineEdit, QPushButton
 
 IN, OUT = os.environ["NST_IN"], os.environ["NST_OUT"]
 app = Krita.instance()
@@ -49,8 +52,6 @@ def layer_is_active():  # Krita opens content.png (given on its command line) as
 
 wait_until(layer_is_active)
 doc = app.activeDocument()
-app.writeSetting("neural_style_transfer", "recent_styles",
-                 json.dumps([os.path.join(IN, "style.png")]))
 app.writeSetting("neural_style_transfer", "options", json.dumps({"preset": "draft"}))
 
 
@@ -78,13 +79,34 @@ class Heartbeat:  # a UI-thread timer: any blocking of that thread shows as a ga
         return {"seconds": self.ticks[-1] - self.ticks[0], "max_gap": max(gaps, default=0.0)}
 
 
+class ShowWatch(QObject):  # each time a widget is shown: where in the Python code it happened
+    def __init__(self, widget):
+        super().__init__()
+        self.shown = []
+        widget.installEventFilter(self)
+
+    def eventFilter(self, watched, event):
+        if event.type() == QEvent.Show:
+            self.shown.append("".join(traceback.format_stack(limit=6)))
+        return False
+
+
+def click(button):  # a left click in the button's middle, through Qt's event queue
+    QTest.mouseClick(button, Qt.LeftButton)
+
+
 def open_dialog():
     app.action("neural_style_transfer").trigger()
     return next(w for w in QApplication.topLevelWidgets()
                 if w.objectName() == "neural_style_transfer_dialog" and w.isVisible())
 """
 
-SHOW_DIALOG = SETUP + """
+REMEMBER_STYLE = """
+app.writeSetting("neural_style_transfer", "recent_styles",
+                 json.dumps([os.path.join(IN, "style.png")]))
+"""
+
+SHOW_DIALOG = SETUP + REMEMBER_STYLE + """
 menu_bar = window.qwindow().menuBar()
 filter_menu = next(a.menu() for a in menu_bar.actions() if a.text().replace("&", "") == "Filter")
 save("filter_menu.json", [a.text() for a in filter_menu.actions()])
@@ -97,14 +119,19 @@ QTimer.singleShot(2000, lambda: save("dialog.json", {
                 for i in range(dialog.preset.count())]}))
 """
 
-RUN_AND_UNDO = SETUP + """
+RUN_AND_UNDO = SETUP + REMEMBER_STYLE + """
 dialog = open_dialog()
 before = layer_names()
 heartbeat = Heartbeat()
+resume = ShowWatch(dialog.resume_button)
+# Qt may deliver the worker's end (QThread.finished) before its result: make it so, as on the
+# painter's busy Krita where a Resume button flashed up as the job finished (issue 17).
+dialog._succeeded = lambda data, handle=dialog._succeeded: QTimer.singleShot(
+    300, lambda: handle(data))
 loop = QEventLoop()  # keep Krita's events flowing while the job runs, as after a real click
 dialog.finished.connect(loop.quit)
 QTimer.singleShot(180_000, loop.quit)
-dialog.run_button.click()
+click(dialog.run_button)
 loop.exec_()
 heartbeat.stop()
 after_run = layer_names()
@@ -112,10 +139,11 @@ message = dialog.message.text()
 app.action("edit_undo").trigger()
 doc.waitForDone()
 save("run.json", {"before": before, "after_run": after_run, "after_undo": layer_names(),
-                  "result": dialog.result(), "message": message, **heartbeat.report()})
+                  "result": dialog.result(), "message": message, "resume_shown": resume.shown,
+                  **heartbeat.report()})
 """
 
-CLOSE_MID_RUN = SETUP + """
+CLOSE_MID_RUN = SETUP + REMEMBER_STYLE + """
 dialog = open_dialog()
 before = layer_names()
 heartbeat = Heartbeat()
@@ -172,6 +200,7 @@ def test_dialog_run_keeps_ui_free_and_one_undo_removes_the_layer(editor_chroot, 
     assert run["max_gap"] < 1.0, f"Krita's UI thread was blocked for {run['max_gap']:.2f} s"
     assert run["seconds"] > 3 * run["max_gap"]  # the heartbeat really ran through the job
     assert run["after_undo"] == run["before"]
+    assert run["resume_shown"] == [], "a Resume button showed during a job that went well"
 
 
 def test_closing_the_dialog_mid_run_cancels_without_freezing(editor_chroot, krita_plugin,
@@ -179,9 +208,53 @@ def test_closing_the_dialog_mid_run_cancels_without_freezing(editor_chroot, krit
     result = _krita_gui(editor_chroot, krita_plugin, live_server, "krita-dialog-closed",
                         CLOSE_MID_RUN, timeout=300)
     run = json.loads(result.files["run.json"])
-    assert run["during"] == [*run["before"], "style (style transfer) (preview)"]
+    # "Preview" first: the Layers docker cuts long names at the end (issue 17).
+    assert run["during"] == [*run["before"], "Preview: style"]
     assert run["after"] == run["before"]
     assert run["message"] == "Cancelled. Your layer is unchanged."
     # Closing must not wait for the worker's next poll (about 0.5 s of frozen Krita).
     assert run["close_seconds"] < 0.2, run
     assert run["max_gap"] < 1.0, f"Krita's UI thread was blocked for {run['max_gap']:.2f} s"
+
+
+FIRST_USE = SETUP + """
+dialog = open_dialog()
+first = {"recent_visible": dialog.recent.isVisible(), "style": dialog.style_label.text()}
+
+
+def choose_in_the_file_dialog():  # type the file's path and press Enter, as a person would
+    try:
+        chooser = next(w for w in QApplication.topLevelWidgets()
+                       if isinstance(w, QFileDialog) and w.isVisible())
+        name = chooser.findChild(QLineEdit, "fileNameEdit")
+        QTest.keyClicks(name, os.path.join(IN, "style.png"))
+        QTest.keyClick(name, Qt.Key_Return)
+    finally:
+        for w in QApplication.topLevelWidgets():  # never leave a modal dialog open
+            if isinstance(w, QFileDialog) and w.isVisible():
+                w.reject()
+
+
+QTimer.singleShot(2000, choose_in_the_file_dialog)
+click(next(b for b in dialog.findChildren(QPushButton) if b.text() == "Choose image file..."))
+items = [dialog.recent.item(i) for i in range(dialog.recent.count())]
+save("first_use.json", {**first, "after": {
+    "recent_visible": dialog.recent.isVisible(), "style": dialog.style_label.text(),
+    "recent": [[item.toolTip(), item.isSelected()] for item in items]}})
+"""
+
+
+def test_first_use_has_no_empty_recent_panel_and_shows_the_chosen_style(editor_chroot,
+                                                                        krita_plugin,
+                                                                        live_server):
+    """Issue 17: on first use the recent-styles area was a large empty panel, and it stayed
+    empty after a style file was chosen. The file is chosen in Krita's own file dialog."""
+    result = _krita_gui(editor_chroot, krita_plugin, live_server, "krita-dialog-first-use",
+                        FIRST_USE, settle=1.0)
+    seen = json.loads(result.files["first_use.json"])
+    assert not seen["recent_visible"], "an empty recent-styles panel on first use"
+    assert seen["style"] == "No style chosen"
+    style = seen["after"]["style"].removeprefix("Style: ")
+    assert style.endswith("/style.png"), seen
+    assert seen["after"]["recent_visible"]
+    assert seen["after"]["recent"] == [[style, True]]  # shown, and selected

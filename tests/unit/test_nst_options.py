@@ -69,6 +69,8 @@ def test_one_server_status_line_for_both_dialogs():
 
 def test_layer_name_and_progress_text():
     assert nst_options.layer_name("/art/Starry Night.jpg") == "Starry Night (style transfer)"
+    # The Layers docker cuts long names at the end: the word comes first (issue 17).
+    assert nst_options.preview_layer_name("/art/Starry Night.jpg") == "Preview: Starry Night"
     assert nst_options.format_eta(None) == "estimating time left..."
     assert nst_options.format_eta(9) == "about 9 s left"
     assert nst_options.describe_progress({"state": "queued", "queue_position": 2}) == (

@@ -51,6 +51,8 @@ class StyleTransferDialog(QtWidgets.QDialog):
         self.preview_layer = None
         self.request = None
         self.resume_id: str | None = None
+        #: The server stopped answering mid-job: only then is Resume offered.
+        self.server_gone = False
         self._threads: list[QtCore.QThread] = []
         self._temp = tempfile.TemporaryDirectory(prefix="nst-style-")
         self._build()
@@ -71,8 +73,9 @@ class StyleTransferDialog(QtWidgets.QDialog):
         self.recent.setFlow(QtWidgets.QListView.Flow.LeftToRight)
         self.recent.setWrapping(False)
         self.recent.setToolTip("Recently used styles")
+        self.recent.hide()  # until there is a style to show: not an empty panel on first use
         self.recent.itemClicked.connect(
-            lambda item: self._set_style(item.data(QtCore.Qt.ItemDataRole.UserRole))
+            lambda item: self._set_style(item.data(QtCore.Qt.ItemDataRole.UserRole), True)
         )
         style_layout.addWidget(self.recent)
         row = QtWidgets.QHBoxLayout()
@@ -150,9 +153,12 @@ class StyleTransferDialog(QtWidgets.QDialog):
         slider.setToolTip(tip)
         return slider
 
-    def _fill_recent(self) -> None:
+    def _fill_recent(self, chosen: str | None = None) -> None:
+        """The recent styles as thumbnails, the ``chosen`` one first and selected (a style
+        joins the saved list when it is used), hidden while there are none."""
         self.recent.clear()
-        for path in _read_setting("recent_styles", []):
+        saved = _read_setting("recent_styles", [])
+        for path in push_recent(saved, chosen) if chosen else saved:
             if not Path(path).is_file():
                 continue
             pixmap = QtGui.QPixmap(path)
@@ -172,6 +178,8 @@ class StyleTransferDialog(QtWidgets.QDialog):
             item.setToolTip(path)
             item.setData(QtCore.Qt.ItemDataRole.UserRole, path)
             self.recent.addItem(item)
+            item.setSelected(path == chosen)
+        self.recent.setVisible(self.recent.count() > 0)
 
     # ------------------------------------------------------------------------------ options
     def _load_options(self) -> None:
@@ -184,7 +192,7 @@ class StyleTransferDialog(QtWidgets.QDialog):
         self.seed.setValue(int(saved.get("seed", 0)))
         recent = _read_setting("recent_styles", [])
         if recent and Path(recent[0]).is_file():
-            self._set_style(recent[0])
+            self._set_style(recent[0], from_recent=True)
 
     def _options(self) -> dict:
         return {
@@ -195,9 +203,11 @@ class StyleTransferDialog(QtWidgets.QDialog):
             "seed": self.seed.value(),
         }
 
-    def _set_style(self, path: str) -> None:
+    def _set_style(self, path: str, from_recent: bool = False) -> None:
         self.style_path = path
         self.style_label.setText(f"Style: {path}")
+        if not from_recent:  # a new file: show it among the recent ones, selected
+            self._fill_recent(chosen=path)
 
     def _browse(self) -> None:
         start = str(Path(self.style_path).parent) if self.style_path else str(Path.home())
@@ -285,10 +295,12 @@ class StyleTransferDialog(QtWidgets.QDialog):
             self._run(job_id=self.resume_id)
 
     def _run(self, job_id: str | None) -> None:
-        name = nst_options.layer_name(self.style_path)
         if self.preview_layer is None or not is_in_document(self.document, self.preview_layer):
-            self.preview_layer = add_layer_above(self.document, self.source, f"{name} (preview)")
+            self.preview_layer = add_layer_above(
+                self.document, self.source, nst_options.preview_layer_name(self.style_path)
+            )
             self.preview_layer.setLocked(True)
+        self.server_gone = False
         self.worker = JobWorker(
             self.client,
             self.request,
@@ -307,7 +319,9 @@ class StyleTransferDialog(QtWidgets.QDialog):
 
     def _set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
-        self.resume_button.setVisible(bool(self.resume_id) and not running)
+        # Only after the server stopped answering: a job that ended (well or not) has nothing
+        # to resume, whichever of the worker's last signals Qt delivers first.
+        self.resume_button.setVisible(self.server_gone and not running)
         self.cancel_button.setText("Cancel" if running else "Close")
 
     def _job_started(self, job_id: str) -> None:
@@ -343,6 +357,8 @@ class StyleTransferDialog(QtWidgets.QDialog):
     def _failed(self, exc: Exception) -> None:
         if isinstance(exc, nst_client.ServerGone):
             self.resume_id = exc.job_id
+            self.server_gone = True
+            self._set_running(self.worker is not None)  # Resume shows once the worker is done
             self.message.setText(f"{exc}\nPress Resume once the server is running again.")
             return  # keep the preview layer: the job may still finish
         self.resume_id = None
