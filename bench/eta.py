@@ -17,6 +17,7 @@ Writes bench/results/eta.json. The machine's load moves all three the same way.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -63,6 +64,8 @@ def main() -> None:
     results = {
         "device": engine.describe()["device"], "preset": args.preset,
         "content": list(content.size), "seconds": [first[-1].elapsed, second[-1].elapsed],
+        "first_iterations_s": [round(first[0].elapsed, 3)] + [
+            round(b.elapsed - a.elapsed, 3) for a, b in itertools.pairwise(first[:6])],
         "old": {"iteration": 1, "estimate": old, "truth": left(first, first[0]),
                 "ratio": score(old, left(first, first[0]))},
         "engine": {"iteration": shown.iteration, "estimate": shown.eta,
