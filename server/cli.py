@@ -94,8 +94,11 @@ def _bracketed(host: str) -> str:
 
 
 def _install(args: argparse.Namespace) -> int:
-    folder = plugin_install.install_plugin(args.editor, args.dest)
-    print(f"Installed the {args.editor} plugin in {folder}")
+    placed = plugin_install.install_plugin(args.editor, args.dest,
+                                           gimp_version=args.gimp_version)
+    print(f"Installed the {args.editor} plugin ({placed.reason}) in:")
+    for folder in placed.folders:
+        print(f"  {folder}")
     if args.editor == "krita":
         print("Restart Krita, then use Filter > Neural Style Transfer.")
     else:
@@ -160,6 +163,9 @@ def _parser() -> argparse.ArgumentParser:
         if verb == "install":
             command.add_argument("--dest", type=Path,
                                  help="the editor's plug-in folder, if not the usual one")
+            command.add_argument("--gimp-version", metavar="3.N",
+                                 help="the GIMP whose profile gets the plug-in (default: every "
+                                      "GIMP 3 profile there is, else the GIMP on PATH)")
         else:
             command.add_argument("-o", "--output", type=Path, required=True,
                                  help="zip file to write")
