@@ -150,7 +150,8 @@ def job_events(job_id: str) -> Response:
 @bp.get("/jobs/<job_id>/preview")
 def job_preview(job_id: str) -> Response:
     size = request.args.get("size", "512")
-    if not size.isdigit() or not 16 <= int(size) <= 4096:
+    # isdigit() alone lets through digits such as "²" that int() cannot read.
+    if not (size.isascii() and size.isdigit()) or not 16 <= int(size) <= 4096:
         raise ApiError(400, "bad_size", "size must be a whole number of pixels from 16 to 4096")
     return Response(_jobs().preview(job_id, int(size)), mimetype="image/png",
                     headers={"Cache-Control": "no-store"})

@@ -112,7 +112,8 @@ def _schemas(limits: Limits) -> dict[str, Any]:
             "style": {"type": "array", "maxItems": limits.max_styles,
                       "items": {"type": "string", "format": "binary"}},
             "style_weights": {"type": "string", "description":
-                              "JSON list of blend weights, one per style image"},
+                              "JSON list of blend weights, one per style image, each "
+                              "from 0 to 1e6, not all zero"},
             "settings": {"type": "string", "description":
                          "JSON object of engine settings, e.g. {\"preset\": \"draft\", "
                          "\"style_weight\": 20}; presets: " + ", ".join(PRESETS)},
