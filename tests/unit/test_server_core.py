@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import io
 import json
+import struct
+import tracemalloc
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 from werkzeug.datastructures import FileStorage, MultiDict
 
@@ -158,6 +161,53 @@ def test_codec_errors_are_domain_errors():
     with pytest.raises(BadInput) as error:
         imagecodec.parse_layout('{"width": 1}', 100)
     assert error.value.code == "invalid_layout"
+
+
+def tiff(pixels: np.ndarray, **options) -> bytes:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, pixels, **options)
+    return buffer.getvalue()
+
+
+def with_tiles_of(data: bytes, side: int) -> bytes:
+    """A tiled TIFF whose header claims tiles of ``side`` x ``side``, whatever its pixels."""
+    patched = bytearray(data)
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        for tag in ("TileWidth", "TileLength"):
+            struct.pack_into("<I", patched, tif.pages.first.tags[tag].valueoffset, side)
+    return bytes(patched)
+
+
+def peak_bytes_of(call) -> int:
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize(("make", "max_pixels", "error", "message"), [
+    # 100 MB of 16-bit samples, 50 to a pixel, in a 100 KB file
+    (lambda: tiff(np.zeros((1000, 1000, 50), np.uint16), photometric="minisblack",
+                  planarconfig="contig", compression="zlib"),
+     40_000_000, BadInput, "50 samples per pixel"),
+    # 16x16 pixels in one 2048x2048 tile: 25 MB once decoded, for a 1 MP limit
+    (lambda: with_tiles_of(tiff(np.zeros((16, 16, 3), np.uint16), photometric="rgb",
+                                tile=(16, 16)), 2048),
+     1_000_000, TooLarge, "tiles are 2048x2048"),
+    (lambda: tiff(np.zeros((64, 64), bool)), 40_000_000, BadInput, "1 bits per sample"),
+], ids=["50-samples", "huge-tiles", "1-bit"])
+def test_a_tiff_header_is_checked_before_any_pixel_is_decoded(make, max_pixels, error,
+                                                              message):
+    data = make()
+
+    def decode() -> None:
+        with pytest.raises(error, match=message):
+            imagecodec.decode_file(data, max_pixels)
+
+    assert peak_bytes_of(decode) < 2_000_000
 
 
 # ---------------------------------------------------------------------------- jobs and store
