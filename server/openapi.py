@@ -70,10 +70,13 @@ def document(version: str, limits: Limits) -> dict[str, Any]:
             },
             "/v1/jobs/{job_id}/events": {"parameters": [_JOB_ID], "get": {
                 "summary": "Server-sent events: a `status` event (Status JSON) on each change, "
-                           "until the job ends",
+                           "until the job ends or the stream has lasted 10 minutes; a "
+                           "keep-alive comment every 5 seconds without one",
                 "responses": {"200": {"description": "Event stream",
                                       "content": {"text/event-stream": {}}},
-                              "404": _UNKNOWN}}},
+                              "404": _UNKNOWN,
+                              "429": _error("Too many open streams (limits.max_event_streams)"
+                                            ": poll the job instead")}}},
             "/v1/jobs/{job_id}/preview": {"parameters": [_JOB_ID, {
                 "name": "size", "in": "query", "schema": {
                     "type": "integer", "minimum": 16, "maximum": 4096, "default": 512},

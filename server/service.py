@@ -31,6 +31,8 @@ class Service:
         self.store = JobStore(config.data_dir)
         self.manager = JobManager(config, self.store, workers=len(engines))
         self.workers = [Worker(self.manager, engine) for engine in engines]
+        #: One per open ``/events`` stream (see ``Limits.max_event_streams``).
+        self.event_streams = threading.BoundedSemaphore(config.limits.max_event_streams)
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, daemon=True, name="nst-sweeper")
 

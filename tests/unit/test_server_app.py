@@ -16,9 +16,10 @@ from PIL import Image
 from stub_engine import StubEngine
 
 from server.app import create_app
-from server.config import ServerConfig
+from server.config import Limits, ServerConfig
 
 TOKEN = "t0ken"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SECRET_PATH = "/home/artist/private/commission.kra"
 
 
@@ -33,6 +34,16 @@ def app(tmp_path, engine) -> Iterator[Flask]:
                                   sweep_interval_s=3600), [engine])
     yield app
     app.extensions["nst"].stop()
+
+
+def submit(app: Flask) -> str:
+    pixels = np.zeros((8, 8, 3), np.uint8)
+    answer = app.test_client().post("/v1/jobs", headers=AUTH, data={
+        "content": (io.BytesIO(png(pixels)), "c.png"), "style": (io.BytesIO(png(pixels)), "s.png"),
+        "settings": json.dumps({"preset": "draft", "size": 32, "scales": 1}),
+    })
+    assert answer.status_code == 202, answer.get_data(as_text=True)
+    return answer.get_json()["id"]
 
 
 def png(pixels: np.ndarray) -> bytes:
@@ -65,20 +76,53 @@ def test_a_crashed_job_fails_without_the_exception_text(app, engine, monkeypatch
         raise OSError(f"[Errno 13] Permission denied: '{SECRET_PATH}'")
 
     monkeypatch.setattr(engine, "stylize", crash)
-    pixels = np.zeros((8, 8, 3), np.uint8)
     client = app.test_client()
-    answer = client.post("/v1/jobs", headers={"Authorization": f"Bearer {TOKEN}"}, data={
-        "content": (io.BytesIO(png(pixels)), "c.png"), "style": (io.BytesIO(png(pixels)), "s.png"),
-        "settings": json.dumps({"preset": "draft", "size": 32, "scales": 1}),
-    })
-    assert answer.status_code == 202, answer.get_data(as_text=True)
-    job_id = answer.get_json()["id"]
+    job_id = submit(app)
     deadline = time.monotonic() + 10
     with caplog.at_level(logging.ERROR, logger="server.worker"):
-        while (status := client.get(f"/v1/jobs/{job_id}", headers={
-                "Authorization": f"Bearer {TOKEN}"}).get_json())["state"] != "failed":
+        while (status := client.get(f"/v1/jobs/{job_id}", headers=AUTH).get_json()
+               )["state"] != "failed":
             assert time.monotonic() < deadline, status
             time.sleep(0.01)
     assert SECRET_PATH not in status["error"] and "Errno" not in status["error"]
     assert job_id in status["error"]
     assert any(job_id in record.getMessage() for record in caplog.records)
+
+
+def test_an_idle_event_stream_sends_keep_alives_and_ends_in_time(tmp_path, engine):
+    config = ServerConfig(data_dir=tmp_path / "data", token=TOKEN, sweep_interval_s=3600,
+                          event_keepalive_s=0.5, event_max_s=3.0)
+    app = create_app(config, [engine], start=False)  # no worker: the job stays queued
+    try:
+        job_id = submit(app)
+        started = time.monotonic()
+        stream = app.test_client().get(f"/v1/jobs/{job_id}/events", headers=AUTH,
+                                       buffered=False)
+        chunks = list(stream.response)
+        stream.close()
+        lasted = time.monotonic() - started
+    finally:
+        app.extensions["nst"].store.close()
+    text = b"".join(chunks).decode()
+    assert text.count("event: status") == 1  # a queued job's status does not change
+    assert text.count(": keep-alive\n\n") >= 3
+    assert 3.0 <= lasted < 5.0
+
+
+def test_event_streams_past_the_limit_wait_for_a_free_one(tmp_path, engine):
+    config = ServerConfig(data_dir=tmp_path / "data", token=TOKEN, sweep_interval_s=3600,
+                          limits=Limits(max_event_streams=1))
+    app = create_app(config, [engine], start=False)
+    try:
+        job_id = submit(app)
+        client = app.test_client()
+        first = client.get(f"/v1/jobs/{job_id}/events", headers=AUTH, buffered=False)
+        second = client.get(f"/v1/jobs/{job_id}/events", headers=AUTH, buffered=False)
+        assert (first.status_code, second.status_code) == (200, 429)
+        assert second.get_json()["error"]["code"] == "too_many_streams"
+        first.close()  # never read: closing alone frees its place
+        third = client.get(f"/v1/jobs/{job_id}/events", headers=AUTH, buffered=False)
+        assert third.status_code == 200
+        third.close()
+    finally:
+        app.extensions["nst"].store.close()
