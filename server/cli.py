@@ -58,8 +58,12 @@ def _serve(args: argparse.Namespace) -> int:
     )
     app = create_app(config)
     service = app.extensions["nst"]
+    # Waitress reads a whole body before the app sees the request (and its token): its own
+    # limit must be the upload limit, or anyone could make it buffer a gigabyte. It refuses
+    # a body of exactly its limit, Flask one over it: +1 makes them agree.
     server = waitress.create_server(app, host=args.host, port=args.port, threads=args.threads,
-                                    ident="nst-server")
+                                    ident="nst-server",
+                                    max_request_body_size=config.limits.max_upload_bytes + 1)
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "localhost") else args.host
     url = f"http://{_bracketed(shown_host)}:{server.effective_port}"
     connection = write_connection(config_dir, url, config.token)

@@ -10,6 +10,7 @@ import secrets
 import socket
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .paths import write_private
 
@@ -58,6 +59,18 @@ def allowed_hosts(bind_host: str, extra: Iterable[str] = ()) -> frozenset[str]:
         # Reached from other machines by this machine's own name.
         names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
     return frozenset(names)
+
+
+def origin_allowed(origin: str | None, own_origin: str) -> bool:
+    """True when a request comes from no web page (no ``Origin``: scripts, the plugins) or
+    from this server's own origin. Browsers name the page that sends a request in ``Origin``;
+    a foreign page is refused before anything else happens, as Jupyter does, so it cannot
+    even queue work without the token's help. ``null`` (a sandboxed or local page) is
+    foreign too."""
+    if origin is None:
+        return True
+    parts = urlsplit(origin.strip().lower())
+    return f"{parts.scheme}://{parts.netloc}" == own_origin.lower() and not parts.path
 
 
 def host_allowed(host_header: str | None, allowed: frozenset[str], any_ip: bool) -> bool:

@@ -3,8 +3,10 @@ everyone else, and frees what such clients held."""
 
 from __future__ import annotations
 
+import socket
 import time
 
+import pytest
 import requests
 from conftest import LONG, get, png_bytes, rgba_pixels, submit
 from live_server import LiveServer
@@ -51,3 +53,35 @@ def test_event_streams_are_capped_and_freed_when_their_clients_go(live_server, s
             stream.close()
         cancel(live_server, waiting["id"])
         cancel(live_server, running["id"])
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "null",
+                                    "http://localhost.evil.example"])
+def test_requests_from_a_foreign_web_page_are_refused(live_server, style_png, origin):
+    before = get(live_server, "/v1/health").json()["queue_length"]
+    answer = submit(live_server, png_bytes(rgba_pixels()), style_png,
+                    headers={**live_server.headers(), "Origin": origin})
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["error"]["code"] == "bad_origin"
+    assert get(live_server, "/v1/health").json()["queue_length"] <= before
+    health = requests.get(f"{live_server.url}/v1/health", headers={"Origin": origin},
+                          timeout=10)
+    assert health.status_code == 403
+
+
+def test_a_request_from_the_servers_own_origin_is_served(live_server):
+    answer = requests.get(f"{live_server.url}/v1/health", headers={"Origin": live_server.url},
+                          timeout=10)
+    assert answer.status_code == 200
+
+
+def test_a_body_over_the_upload_limit_is_refused_before_it_is_sent(live_server):
+    """Only the headers are sent: a server that waited for the body would not answer."""
+    limit = get(live_server, "/v1/health").json()["limits"]["max_upload_bytes"]
+    host, port = "127.0.0.1", live_server.port
+    with socket.create_connection((host, port), timeout=5) as connection:
+        connection.sendall(f"POST /v1/jobs HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                           f"Content-Type: text/plain\r\nContent-Length: {limit + 1}\r\n"
+                           f"\r\n".encode())
+        answer = connection.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 413"), answer
