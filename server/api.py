@@ -16,7 +16,16 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
 from . import __version__, openapi
-from .errors import BadInput, NoPreview, NotReady, QueueFull, ServerError, TooLarge, UnknownJob
+from .errors import (
+    BadInput,
+    NoPreview,
+    NoSpace,
+    NotReady,
+    QueueFull,
+    ServerError,
+    TooLarge,
+    UnknownJob,
+)
 from .http_errors import ApiError, error_response
 from .imagecodec import EncodedResult
 from .jobs import JobManager
@@ -35,6 +44,7 @@ STATUS: dict[type[ServerError], int] = {
     NotReady: 409,
     TooLarge: 413,
     QueueFull: 429,
+    NoSpace: 507,
 }
 
 #: Endpoints a client may call without the token: discovery needs nothing secret.

@@ -54,7 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
         token=load_or_create_token(config_dir),
         host=args.host, devices=tuple(args.device or ["auto"]),
         weights=args.weights, allow_hosts=tuple(args.allow_host),
-        memory_budget=args.memory_budget,
+        memory_budget=args.memory_budget, min_free_disk=args.min_free_disk,
         limits=Limits(max_queue=args.max_queue, max_pixels=args.max_pixels,
                       max_iterations=args.max_iterations),
     )
@@ -164,6 +164,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--memory-budget", type=_bytes, metavar="BYTES",
                        help="memory one job may use, e.g. 6GB; larger images run in tiles "
                             "(default: half the free RAM, or most of the free GPU memory)")
+    serve.add_argument("--min-free-disk", type=_bytes, metavar="BYTES",
+                       default=ServerConfig.min_free_disk,
+                       help="refuse new jobs (507) while the data folder's disk has less free "
+                            "(default: 2GB)")
     serve.add_argument("--threads", type=int, default=16,
                        help="HTTP threads: polling clients and event streams each hold one "
                             "while they wait (default: %(default)s)")

@@ -57,6 +57,9 @@ class ServerConfig:
     unfetched_ttl_s: float = 7 * 24 * 3600.0
     #: How often expired results are removed.
     sweep_interval_s: float = 60.0
+    #: New jobs are refused (507) while the data folder's disk has less than this free: a
+    #: full disk would fail the jobs already accepted, and much else on the machine.
+    min_free_disk: int = 2 * 2**30
     #: A job that was running when the server died this many times is failed, not rerun.
     max_attempts: int = 3
     #: An event stream with nothing to say sends a comment this often: writing is how a

@@ -68,6 +68,7 @@ class Service:
             "limits": self.config.limits.to_dict(),
             "memory_budget": min(worker.engine.budget() for worker in self.workers),
             "memory_budget_source": "option" if self.config.memory_budget else "auto",
+            "disk": {**self.store.disk_usage(), "min_free_bytes": self.config.min_free_disk},
         }
 
     def check_fits(self, submission: Submission) -> None:

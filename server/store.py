@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+#: The name of a finished job's result in its folder; every other file there is an input.
+RESULT = "result"
 STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 TERMINAL = frozenset({DONE, FAILED, CANCELLED})
 
@@ -110,6 +112,18 @@ class JobStore:
 
     def read_file(self, job_id: str, name: str) -> bytes:
         return (self.folder(job_id) / name).read_bytes()
+
+    def delete_inputs(self, job_id: str) -> None:
+        """Remove what was uploaded for a job that has ended: only a rerun needs it, and a
+        cancelled or failed job's inputs would otherwise fill the disk for a week."""
+        for path in self.folder(job_id).glob("*"):
+            if path.name != RESULT:
+                path.unlink(missing_ok=True)
+
+    def disk_usage(self) -> dict[str, int]:
+        """Bytes free on the data folder's disk, and bytes held by job files."""
+        jobs = sum(path.stat().st_size for path in self.jobs_dir.glob("*/*"))
+        return {"free_bytes": shutil.disk_usage(self.data_dir).free, "jobs_bytes": jobs}
 
     # --- rows ---------------------------------------------------------------------------
 

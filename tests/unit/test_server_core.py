@@ -10,6 +10,7 @@ import io
 import json
 import struct
 import tracemalloc
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,7 +21,15 @@ from werkzeug.datastructures import FileStorage, MultiDict
 from nst_engine import Progress
 from server import imagecodec
 from server.config import Limits, ServerConfig
-from server.errors import BadInput, NoPreview, NotReady, QueueFull, TooLarge, UnknownJob
+from server.errors import (
+    BadInput,
+    NoPreview,
+    NoSpace,
+    NotReady,
+    QueueFull,
+    TooLarge,
+    UnknownJob,
+)
 from server.jobs import JobManager
 from server.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobStore
 from server.submission import Submission, parse_submission
@@ -265,6 +274,38 @@ def test_a_failed_job_says_why(manager):
     assert (status["state"], status["error"]) == (FAILED, "the style image is broken")
     with pytest.raises(NotReady, match="it failed: the style image is broken"):
         manager.result(record.id)
+
+
+def files_of(manager: JobManager, job_id: str) -> set[str]:
+    return {path.name for path in manager.store.folder(job_id).iterdir()}
+
+
+def test_a_job_that_ends_keeps_its_result_and_not_its_inputs(manager):
+    done, failed, cancelled = (manager.submit(submission(mask=True)) for _ in range(3))
+    assert files_of(manager, done.id) == {"content", "style-0", "mask"}
+    manager.take()
+    manager.finish(done.id, imagecodec.EncodedResult(b"x", imagecodec.Form.from_json(
+        done.form)))
+    assert files_of(manager, done.id) == {"result"}
+    manager.take()
+    manager.fail(failed.id, "broken")
+    manager.take()
+    manager.cancel(cancelled.id)
+    queued = manager.submit(submission())
+    manager.cancel(queued.id)
+    for job_id in (failed.id, cancelled.id, queued.id):
+        assert files_of(manager, job_id) == set()
+
+
+def test_a_job_is_refused_while_the_disk_is_nearly_full(config, clock):
+    store = JobStore(config.data_dir)
+    free = store.disk_usage()["free_bytes"]
+    manager = JobManager(replace(config, min_free_disk=free + 2**30), store, clock=clock)
+    with pytest.raises(NoSpace) as error:
+        manager.submit(submission())
+    assert error.value.code == "disk_full" and "free" in error.value.message
+    assert not list(store.jobs_dir.iterdir())  # nothing was written
+    store.close()
 
 
 def test_unknown_and_malformed_ids(manager):
