@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .paths import write_private
+from .paths import private_file, write_private
 
 TOKEN_FILE = "token"
 CONNECTION_FILE = "connection.json"
@@ -21,8 +21,12 @@ WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 
 
 def load_or_create_token(config_dir: Path) -> str:
-    """The token stored in ``config_dir``, generated (and stored 0600) at the first start."""
+    """The token stored in ``config_dir``, generated (and stored 0600) at the first start.
+
+    A token file found readable by others (copied, or restored from a backup) is made 0600:
+    anyone who reads it can use the server."""
     path = config_dir / TOKEN_FILE
+    private_file(path)
     try:
         token = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .paths import private_dir, private_file
+
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 #: The name of a finished job's result in its folder; every other file there is an input.
 RESULT = "result"
@@ -81,12 +83,17 @@ class JobStore:
     """SQLite rows plus one folder per job. Safe to call from any thread."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.jobs_dir = data_dir / "jobs"
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        # Uploaded art and results are the user's own: folders 0700 and files 0600, also
+        # where an older version left them readable by other users of the machine.
+        self.data_dir = private_dir(data_dir)
+        self.jobs_dir = private_dir(data_dir / "jobs")
+        database = data_dir / "jobs.sqlite3"
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+        for path in (database, *data_dir.glob("jobs.sqlite3-*")):  # SQLite's -wal and -shm
+            private_file(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(data_dir / "jobs.sqlite3", check_same_thread=False,
-                                   isolation_level=None)
+        # SQLite makes its -wal and -shm files with the database's permissions.
+        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         with self._lock:
             # WAL + synchronous=FULL: a committed row survives the process being killed.
@@ -101,10 +108,10 @@ class JobStore:
 
     def write_file(self, job_id: str, name: str, data: bytes) -> None:
         """Atomically, and flushed to disk: a half-written result must never be served."""
-        target = self.folder(job_id) / name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = private_dir(self.folder(job_id)) / name
         partial = target.with_name(f".{name}.partial")
-        with open(partial, "wb") as handle:
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                  "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

@@ -3,6 +3,8 @@ and readable by its user only."""
 
 from __future__ import annotations
 
+import stat
+
 from conftest import get, png_bytes, rgba_pixels, submit
 from live_server import start_server, wait_for
 
@@ -27,3 +29,14 @@ def test_no_job_is_taken_while_the_disk_is_nearly_full(tmp_path, style_png):
         error = answer.json()["error"]
         assert error["code"] == "disk_full" and "free" in error["message"]
         assert get(server, "/v1/health").json()["queue_length"] == 0
+
+
+def test_the_servers_folders_and_files_are_its_users_only(live_server, style_png):
+    job_id = submit(live_server, png_bytes(rgba_pixels()), style_png).json()["id"]
+    assert wait_for(live_server, job_id)["state"] == "done"
+    for root in (live_server.data_dir, live_server.config_dir):
+        paths = [root, *root.rglob("*")]
+        assert len(paths) >= 3
+        for path in paths:
+            expected = 0o700 if path.is_dir() else 0o600
+            assert stat.S_IMODE(path.stat().st_mode) == expected, path
