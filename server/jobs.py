@@ -277,6 +277,7 @@ class JobManager:
 
         A job that was running when the process died is run again, unless it has already been
         running during ``max_attempts`` deaths: then it is probably what kills the server."""
+        self._remove_orphans()
         for record in self.store.in_states(QUEUED, RUNNING):
             if record.state == RUNNING:
                 if record.attempts >= self.config.max_attempts:
@@ -290,14 +291,25 @@ class JobManager:
             self._queue.append(record.id)
 
     def sweep(self) -> int:
-        """Delete expired jobs; returns how many."""
+        """Delete expired jobs, and folders that no job owns; returns how many jobs."""
         expired = self.store.expired(self._clock(), self.config.result_ttl_s,
                                      self.config.unfetched_ttl_s)
         for job_id in expired:
             self.store.delete(job_id)
             with self._live_lock:
                 self._live.pop(job_id, None)
+        self._remove_orphans()
         return len(expired)
+
+    def _remove_orphans(self) -> None:
+        # Under the queue's lock: a job being submitted has its files before its row.
+        with self._ready:
+            orphans = self.store.orphans()
+            for job_id in orphans:
+                self.store.delete(job_id)
+        if orphans:
+            log.info("removed %d job folders that no job owned (left by a crash)",
+                     len(orphans))
 
     @property
     def stopping(self) -> bool:

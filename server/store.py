@@ -193,6 +193,14 @@ class JobStore:
                 [*TERMINAL, now - fetched_ttl, now - unfetched_ttl]).fetchall()
         return [row[0] for row in rows]
 
+    def orphans(self) -> list[str]:
+        """Job folders without a row: a crash after a job's files were written and before
+        its row was, or a deletion that could not remove the whole folder."""
+        with self._lock:
+            known = {row[0] for row in self._db.execute("SELECT id FROM jobs").fetchall()}
+        return [path.name for path in self.jobs_dir.iterdir()
+                if path.is_dir() and path.name not in known]
+
     def delete(self, job_id: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))

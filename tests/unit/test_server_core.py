@@ -366,3 +366,16 @@ def test_expiry_an_hour_after_fetching_or_a_week_unfetched(manager, clock):
     clock.advance(7 * 24 * 3600)
     assert manager.sweep() == 1  # the unfetched one; a queued job never expires
     assert manager.status(queued.id)["state"] == QUEUED
+
+
+def test_folders_that_no_job_owns_are_swept(config, clock):
+    store = JobStore(config.data_dir)
+    store.write_file("a" * 32, "content", b"art")  # a crash came before the row
+    manager = JobManager(config, store, clock=clock)  # the next start
+    assert not store.folder("a" * 32).exists()
+    kept = manager.submit(submission())
+    store.write_file("b" * 32, "content", b"art")
+    manager.sweep()
+    assert not store.folder("b" * 32).exists()
+    assert store.folder(kept.id).exists()
+    store.close()
