@@ -242,7 +242,9 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_RefuseRedirects)
+#: No proxy either: urllib would send loopback requests, token included, to any proxy that
+#: the editor's environment names (``http_proxy``) unless ``no_proxy`` lists the address.
+_OPENER = urllib.request.build_opener(_RefuseRedirects, urllib.request.ProxyHandler({}))
 
 
 def _read_bounded(response: Any, limit: int, what: str, url: str) -> bytes:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -527,3 +529,14 @@ def test_client_module_is_standard_library_only():
         elif isinstance(node, ast.ImportFrom) and node.module:
             modules.add(node.module.split(".")[0])
     assert modules <= set(sys.stdlib_module_names)
+
+
+def test_no_proxy_from_the_environment_sees_the_token(server, bad_server):
+    script = ("import sys, nst_client; "
+              "print(nst_client.Client(sys.argv[1], 'tok').health()['status'])")
+    env = {**os.environ, "http_proxy": bad_server.url, "HTTP_PROXY": bad_server.url,
+           "no_proxy": "", "NO_PROXY": "", "PYTHONPATH": str(Path(nst_client.__file__).parent)}
+    done = subprocess.run([sys.executable, "-c", script, server.url], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
+    assert bad_server.seen == []
