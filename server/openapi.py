@@ -59,6 +59,7 @@ def document(version: str, limits: Limits) -> dict[str, Any]:
                     "401": _error("Missing or wrong token"),
                     "413": _error("Upload or image larger than the limits"),
                     "429": _error("Queue full: retry after the Retry-After header's seconds"),
+                    "507": _error("The server's disk is nearly full (health's disk)"),
                 }}},
             "/v1/jobs/{job_id}": {
                 "parameters": [_JOB_ID],
@@ -147,5 +148,8 @@ def _schemas(limits: Limits) -> dict[str, Any]:
             "weights": {"type": "string"}, "queue_length": {"type": "integer"},
             "running": {"type": "integer"},
             "limits": {"type": "object", "properties": {
-                name: {"type": "integer"} for name in limits.to_dict()}}}},
+                name: {"type": "integer"} for name in limits.to_dict()}},
+            "disk": {"type": "object", "properties": {
+                name: {"type": "integer"}
+                for name in ("free_bytes", "jobs_bytes", "min_free_bytes")}}}},
     }
