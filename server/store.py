@@ -8,6 +8,7 @@ uploaded bytes exactly as sent, the result, and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -129,7 +130,11 @@ class JobStore:
 
     def disk_usage(self) -> dict[str, int]:
         """Bytes free on the data folder's disk, and bytes held by job files."""
-        jobs = sum(path.stat().st_size for path in self.jobs_dir.glob("*/*"))
+        jobs = 0
+        for path in self.jobs_dir.glob("*/*"):
+            # Files go while we count: a job's inputs when it ends, a whole job when it expires.
+            with contextlib.suppress(FileNotFoundError):
+                jobs += path.stat().st_size
         return {"free_bytes": shutil.disk_usage(self.data_dir).free, "jobs_bytes": jobs}
 
     # --- rows ---------------------------------------------------------------------------

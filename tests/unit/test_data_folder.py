@@ -51,3 +51,13 @@ def test_a_token_file_readable_by_others_is_tightened(tmp_path):
     os.chmod(tmp_path / "token", 0o644)
     assert load_or_create_token(tmp_path) == "s3cret"
     assert mode(tmp_path / "token") == 0o600
+
+
+def test_disk_use_is_counted_while_job_files_go(tmp_path, monkeypatch):
+    store = JobStore(tmp_path)
+    store.write_file("0" * 32, "result", b"12345")
+    listed = [store.folder("0" * 32) / "content", store.folder("0" * 32) / "result"]
+    # The content was listed, then deleted (its job ended) before it was measured.
+    monkeypatch.setattr(type(store.jobs_dir), "glob", lambda self, pattern: iter(listed))
+    assert store.disk_usage()["jobs_bytes"] == 5
+    store.close()
