@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from .paths import private_dir
+
 LOCK_FILE = "server.lock"
 
 if os.name == "nt":
@@ -41,24 +43,21 @@ class DataFolderBusy(Exception):
 class DataLock:
     """The data folder's lock, held from :meth:`acquire` until :meth:`release` or exit."""
 
-    def __init__(self, fd: int, path: Path) -> None:
+    def __init__(self, fd: int) -> None:
         self._fd = fd
-        self.path = path
 
     @classmethod
     def acquire(cls, data_dir: Path) -> DataLock:
         """Take the lock, or raise DataFolderBusy naming the server that has it."""
-        data_dir.mkdir(parents=True, exist_ok=True)
-        path = data_dir / LOCK_FILE
         # Opened without truncating: the holder's details must survive a failed attempt.
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = os.open(private_dir(data_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         if not _try_lock(fd):
             holder = _holder(fd)
             os.close(fd)
             raise DataFolderBusy(
                 f"another nst-server is already running on the data folder {data_dir} "
                 f"({holder}); stop it first, or give this one its own --data-dir")
-        lock = cls(fd, path)
+        lock = cls(fd)
         lock.announce(None)
         return lock
 

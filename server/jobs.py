@@ -111,7 +111,7 @@ class JobManager:
         """NoSpace unless the inputs fit and leave ``min_free_disk`` free."""
         size = len(submission.content) + sum(map(len, submission.styles)) + len(
             submission.mask or b"")
-        free = self.store.disk_usage()["free_bytes"]
+        free = self.store.free_bytes()
         if free - size < self.config.min_free_disk:
             raise NoSpace("disk_full", f"the server's disk has {format_bytes(free)} free, "
                           f"less than the {format_bytes(self.config.min_free_disk)} it keeps "

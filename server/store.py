@@ -128,6 +128,10 @@ class JobStore:
             if path.name != RESULT:
                 path.unlink(missing_ok=True)
 
+    def free_bytes(self) -> int:
+        """Bytes free on the data folder's disk."""
+        return shutil.disk_usage(self.data_dir).free
+
     def disk_usage(self) -> dict[str, int]:
         """Bytes free on the data folder's disk, and bytes held by job files."""
         jobs = 0
@@ -135,7 +139,7 @@ class JobStore:
             # Files go while we count: a job's inputs when it ends, a whole job when it expires.
             with contextlib.suppress(FileNotFoundError):
                 jobs += path.stat().st_size
-        return {"free_bytes": shutil.disk_usage(self.data_dir).free, "jobs_bytes": jobs}
+        return {"free_bytes": self.free_bytes(), "jobs_bytes": jobs}
 
     # --- rows ---------------------------------------------------------------------------
 

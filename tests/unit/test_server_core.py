@@ -299,7 +299,7 @@ def test_a_job_that_ends_keeps_its_result_and_not_its_inputs(manager):
 
 def test_a_job_is_refused_while_the_disk_is_nearly_full(config, clock):
     store = JobStore(config.data_dir)
-    free = store.disk_usage()["free_bytes"]
+    free = store.free_bytes()
     manager = JobManager(replace(config, min_free_disk=free + 2**30), store, clock=clock)
     with pytest.raises(NoSpace) as error:
         manager.submit(submission())
