@@ -261,6 +261,12 @@ def _read_bounded(response: Any, limit: int, what: str, url: str) -> bytes:
     )
 
 
+def _preview_byte_limit(size: int) -> int:
+    """The most bytes a PNG of at most ``size`` x ``size`` pixels needs: 16-bit RGBA stored
+    without compression (8 bytes a pixel), a filter byte a row, and room for its chunks."""
+    return 8 * size * size + size + (1 << 16)
+
+
 def _png_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) from a PNG's header (IHDR is always the first chunk), or None if
     ``data`` does not start like a PNG."""
@@ -463,7 +469,7 @@ class Client:
         size = int(size)
         try:
             data = self._request("GET", self._job_path(job_id, f"/preview?size={size}"),
-                                 limit=8 * size * size + size + (1 << 16), what="a preview")
+                                 limit=_preview_byte_limit(size), what="a preview")
         except ApiError as exc:
             if exc.status == 404 and exc.code == "no_preview":
                 return None
