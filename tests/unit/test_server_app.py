@@ -1,5 +1,6 @@
-"""The Flask app in-process (``create_app`` with the stub engine): what it tells a client when
-something inside it breaks. Nothing of the server's internals may leak into an answer."""
+"""The Flask app in-process (``create_app`` with the stub engine), where a test can set what a
+real server fixes: what a client is told when something inside breaks (nothing of the server's
+internals may leak into an answer), and event streams with short keep-alive and time limits."""
 
 from __future__ import annotations
 
