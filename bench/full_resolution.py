@@ -5,18 +5,22 @@
     python bench/full_resolution.py quality    # 2048 px: full resolution against "high"
 
 1. cost: one evaluation of the loss and its gradient (an iteration) at 512, 1024 and 2048 px
-   (4096 with --sizes), untiled while it fits in RAM and tiled with cores of --tile pixels,
-   each in a fresh process so its peak RSS is its own. Tiled and untiled per-pixel times are
-   compared at the sizes where both fit.
+   (4096 with --sizes), untiled while it fits in RAM and tiled with cores of each --tile size
+   (those smaller than the image and over a quarter of its side), each in a fresh process
+   so its peak RSS is its own. Tiled and untiled per-pixel times are compared at the sizes
+   where both fit.
 2. memory: ``nst stylize --preset full`` on a 4096x4096 content under a memory budget, one
    iteration per scale, in a fresh process: its peak RSS against the budget, and the time of
    a finest-scale iteration.
 3. quality: one seeded ``full`` run at 2048 px under a budget that tiles the finest scale. The
    same run after its 1024 px scale, upsampled, is exactly what the ``high`` schedule returns,
-   so both come from one run. Fine-scale style distance (SWD at relu1_1 and relu2_1, measured
-   at 2048 px by bench/quality.py) compares them, and the image gradient along the tile
-   borders is compared with the gradient elsewhere: a seam would raise it. A 100% crop of
-   both is saved for the README.
+   so both come from one run. The content is a generated city under an empty sky (tiles that
+   differ a lot, bench/skyline.py) and the style a generated painting as large as the canvas
+   (bench/painting.py), so that there is fine brush-work to transfer. Fine-scale style
+   distance (SWD at relu1_1 and relu2_1, measured at 2048 px by bench/quality.py) compares
+   them. The image gradient across each tile border is compared with the gradient across
+   parallel lines a few pixels away: a seam would raise it. A 100% crop of both, across a
+   tile border, is saved for the README.
 
 Each command writes bench/results/full-resolution-<command>.json and prints a Markdown table.
 """
@@ -40,7 +44,9 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 from benchmark import _machine  # noqa: E402
+from painting import painting  # noqa: E402
 from quality import Evaluator  # noqa: E402
+from skyline import skyline  # noqa: E402
 
 from nst_engine import Settings, StyleTransfer, memory, tiling  # noqa: E402
 from nst_engine.objective import Network, Objective  # noqa: E402
@@ -50,7 +56,7 @@ def main() -> None:
     args = _parser().parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if args.command == "cost-child":
-        print(json.dumps(_cost_child(args.size, args.tile)))
+        print(json.dumps(_cost_child(args.size, args.tile[0])))
         return
     result = {"cost": _cost, "memory": _memory, "quality": _quality}[args.command](args)
     (args.out / f"full-resolution-{args.command}.json").write_text(json.dumps(result, indent=2))
@@ -62,7 +68,7 @@ def _cost(args: argparse.Namespace) -> dict:
     rows = []
     settings = Settings.from_preset("full")
     for size in args.sizes:
-        for tile in (0, args.tile):
+        for tile in (0, *(t for t in args.tile if size / 4 < t < size)):
             if tile == 0 and not _untiled_fits(size, settings):
                 rows.append({"size": size, "tiles": 1, "fits": False})
                 continue
@@ -71,7 +77,7 @@ def _cost(args: argparse.Namespace) -> dict:
                                  text=True, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
-    lines = ["| size | tiles | s/iteration | CPU µs/pixel | peak RSS (GB) | tiled/untiled, "
+    lines = ["| size | tiles (core) | s/iteration | CPU µs/pixel | peak RSS (GB) | tiled/untiled, "
              "per pixel of CPU time |", "|---:|---:|---:|---:|---:|---:|"]
     for row in rows:
         if not row["fits"]:
@@ -81,10 +87,11 @@ def _cost(args: argparse.Namespace) -> dict:
                         and r["fits"]), None)
         ratio = (f"{row['cpu_us_per_pixel'] / untiled['cpu_us_per_pixel']:.2f}"
                  if untiled and row["tiles"] > 1 else "")
-        lines.append(f"| {row['size']} | {row['tiles']} | {row['seconds']:.2f} | "
+        tiles = f"{row['tiles']} ({row['core']} px)" if row["tiles"] > 1 else "untiled"
+        lines.append(f"| {row['size']} | {tiles} | {row['seconds']:.2f} | "
                      f"{row['cpu_us_per_pixel']:.2f} | {row['peak_rss_gb']:.2f} | {ratio} |")
     print("\n".join(lines))
-    return {"machine": _machine("cpu"), "tile": args.tile, "rows": rows, "table": lines}
+    return {"machine": _machine("cpu"), "tiles": args.tile, "rows": rows, "table": lines}
 
 
 def _untiled_fits(size: int, settings: Settings) -> bool:
@@ -118,7 +125,7 @@ def _cost_child(size: int, tile: int) -> dict:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     # CPU time counts the work even when other processes share the cores (the children run
     # with OMP_WAIT_POLICY=PASSIVE, so waiting threads do not spin it up).
-    return {"size": size, "tiles": len(tiles), "fits": True, "seconds": seconds,
+    return {"size": size, "tiles": len(tiles), "core": tile, "fits": True, "seconds": seconds,
             "cpu_seconds": cpu, "us_per_pixel": seconds / size**2 * 1e6,
             "cpu_us_per_pixel": cpu / size**2 * 1e6, "peak_rss_gb": peak / 2**30}
 
@@ -150,7 +157,11 @@ def _memory(args: argparse.Namespace) -> dict:
 
 def _quality(args: argparse.Namespace) -> dict:
     size = args.size or 2048
-    work, content_path = _workspace(args, "quality", size)
+    work = args.out / "full-resolution-quality"
+    work.mkdir(parents=True, exist_ok=True)
+    content_path, style_path = work / f"skyline-{size}.png", work / f"painting-{size}.png"
+    skyline(size).save(content_path)
+    painting(size).save(style_path)
     content = np.asarray(Image.open(content_path).convert("RGB"), dtype=np.float32) / 255
     settings = Settings.from_preset(
         "full", initial_iterations=args.initial_iterations, iterations=args.iterations,
@@ -158,7 +169,7 @@ def _quality(args: argparse.Namespace) -> dict:
         seed=0, preview_every=1)
     sizes = settings.scale_sizes(*content.shape[:2])
     engine = StyleTransfer(device="cpu")
-    style = np.asarray(Image.open(args.style).convert("RGB"), dtype=np.float32) / 255
+    style = np.asarray(Image.open(style_path).convert("RGB"), dtype=np.float32) / 255
     plans = engine.plan(*content.shape[:2], settings, [style.shape[:2]])
     coarse_end = sum(settings.scale_iterations(*content.shape[:2])[:-1])
     snapshots: dict[str, Image.Image] = {}
@@ -176,12 +187,14 @@ def _quality(args: argparse.Namespace) -> dict:
     full_image = Image.fromarray(np.clip(np.rint(full * 255), 0, 255).astype(np.uint8))
     high.save(work / "high.png")
     full_image.save(work / "full.png")
-    fine = Evaluator(content_path, args.style, size, style_layers=("relu1_1", "relu2_1"))
-    overall = Evaluator(content_path, args.style, size)
+    fine = Evaluator(content_path, style_path, size, style_layers=("relu1_1", "relu2_1"))
+    overall = Evaluator(content_path, style_path, size)
     scores = {name: {"fine": fine.score(image).as_dict(), "all": overall.score(image).as_dict()}
               for name, image in (("high", high), ("full", full_image))}
     seams = _seam_ratio(full_image, plans[-1].tiles)
-    _crop_pair(high, full_image, work / "crop.png")
+    # Across the first tile border, where the city meets the sky (the image's centre untiled).
+    border = (seams["border_columns"] or [size // 2])[0]
+    _crop_pair(high, full_image, work / "crop.png", (border, size * 3 // 4))
     result = {"machine": _machine("cpu"), "size": size, "sizes": sizes, "budget": args.budget,
               "finest_plan": plans[-1].describe(*sizes[-1]), "times_s": times,
               "scores": scores, "seams": seams}
@@ -189,24 +202,35 @@ def _quality(args: argparse.Namespace) -> dict:
     return result
 
 
-def _seam_ratio(image: Image.Image, tiles: list[tiling.Tile]) -> dict:
-    """Mean image-gradient magnitude across the tile borders, against the whole image's."""
+def _seam_ratio(image: Image.Image, tiles: list[tiling.Tile],
+                offsets: tuple[int, ...] = (8, 16, 24, 32)) -> dict:
+    """Mean image-gradient magnitude across the tile borders, against the same across lines
+    parallel to them ``offsets`` pixels away on either side: about 1 when there is no seam,
+    whatever the content does there."""
     grey = np.asarray(image.convert("L"), dtype=np.float32) / 255
-    across_cols = np.abs(np.diff(grey, axis=1))  # between column x and x + 1
-    across_rows = np.abs(np.diff(grey, axis=0))
     cols = sorted({t.cols.start for t in tiles} - {0})
     rows = sorted({t.rows.start for t in tiles} - {0})
-    border = [across_cols[:, x - 1] for x in cols] + [across_rows[y - 1, :] for y in rows]
-    at_borders = float(np.mean(np.concatenate(border))) if border else None
-    everywhere = float((across_cols.mean() + across_rows.mean()) / 2)
-    return {"border_columns": cols, "border_rows": rows, "at_borders": at_borders,
-            "everywhere": everywhere,
-            "ratio": at_borders / everywhere if at_borders is not None else None}
+    # Differences between neighbours: index i of an axis is between pixels i and i + 1.
+    across = {1: (np.abs(np.diff(grey, axis=1)), cols), 0: (np.abs(np.diff(grey, axis=0)), rows)}
+
+    def mean(shifts: list[int]) -> float | None:
+        values = [np.take(diffs, start - 1 + shift, axis=axis)
+                  for axis, (diffs, starts) in across.items() for start in starts
+                  for shift in shifts if 0 <= start - 1 + shift < diffs.shape[axis]]
+        return float(np.mean(np.concatenate(values))) if values else None
+
+    at_borders = mean([0])
+    nearby = mean([sign * offset for offset in offsets for sign in (-1, 1)])
+    return {"border_columns": cols, "border_rows": rows, "offsets": list(offsets),
+            "at_borders": at_borders, "nearby": nearby,
+            "ratio": at_borders / nearby if at_borders is not None and nearby else None}
 
 
-def _crop_pair(high: Image.Image, full: Image.Image, path: Path, side: int = 384) -> None:
-    """The same 100% crop of both, side by side, from the image's centre."""
-    left, top = (high.width - side) // 2, (high.height - side) // 2
+def _crop_pair(high: Image.Image, full: Image.Image, path: Path, centre: tuple[int, int],
+               side: int = 384) -> None:
+    """The same 100% crop of both around ``centre`` (x, y), side by side."""
+    left = min(max(0, centre[0] - side // 2), high.width - side)
+    top = min(max(0, centre[1] - side // 2), high.height - side)
     box = (left, top, left + side, top + side)
     pair = Image.new("RGB", (2 * side + 8, side), "white")
     pair.paste(high.crop(box), (0, 0))
@@ -237,7 +261,8 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["cost", "memory", "quality", "cost-child"])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
-    parser.add_argument("--tile", type=int, default=512, help="tile core size for 'cost'")
+    parser.add_argument("--tile", type=int, nargs="+", default=[256, 512, 1024, 1400],
+                        help="tile core sizes for 'cost' (the child takes one)")
     parser.add_argument("--size", type=int, help="content size for 'memory' and 'quality'")
     parser.add_argument("--budget", default="6GB", help="memory budget for 'memory', 'quality'")
     parser.add_argument("--initial-iterations", type=int, default=100)

@@ -84,10 +84,8 @@ class Settings:
     precision: str = "auto"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "content_layers", tuple(self.content_layers))
-        object.__setattr__(
-            self, "style_layers", MappingProxyType(dict(self.style_layers))
-        )
+        object.__setattr__(self, "content_layers", _layer_list(self.content_layers))
+        object.__setattr__(self, "style_layers", MappingProxyType(_layer_map(self.style_layers)))
         _validate(self)
 
     # --- construction -------------------------------------------------------------
@@ -224,9 +222,7 @@ _BOOLS = {"preserve_colors", "color_match", "full_resolution"}
 
 
 def _coerce(key: str, value: Any) -> Any:
-    """Type-check one JSON value; lists become the tuples the dataclass holds."""
-    if key == "content_layers" and isinstance(value, list):
-        return tuple(value)
+    """Turn one JSON value into the type the dataclass holds (``_validate`` checks it)."""
     if key == "memory_budget" and isinstance(value, str):
         try:
             return parse_bytes(value)
@@ -235,6 +231,24 @@ def _coerce(key: str, value: Any) -> Any:
     if key in _INTS and isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def _layer_list(value: Any) -> tuple[Any, ...]:
+    """``content_layers`` as a tuple; its shape is checked here because converting a number
+    (or splitting a string into letters) would fail, or mislead, before ``_validate`` runs."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+        raise SettingsError("content_layers", f"must be a list of layer names such as "
+                            f"[\"conv4_2\"], not {type(value).__name__}")
+    return tuple(value)
+
+
+def _layer_map(value: Any) -> dict[Any, Any]:
+    """``style_layers`` as a dict; a list of names must not reach ``dict()``, which fails
+    with a message about sequence lengths that names no setting."""
+    if not isinstance(value, Mapping):
+        raise SettingsError("style_layers", f"must be an object of layer names and weights "
+                            f"such as {{\"conv1_1\": 1.0}}, not {type(value).__name__}")
+    return dict(value)
 
 
 def _validate(s: Settings) -> None:

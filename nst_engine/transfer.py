@@ -492,7 +492,9 @@ def _blend_weights(weights: Sequence[float] | None, count: int) -> list[float]:
         raise SettingsError("style_blend_weights", f"{len(weights)} weights for {count} styles")
     if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
         raise SettingsError("style_blend_weights", "must be non-negative and not all zero")
-    return [w / sum(weights) for w in weights]
+    # Scaled by the largest first: the sum of very large finite weights can be infinite.
+    scaled = [w / max(weights) for w in weights]
+    return [w / sum(scaled) for w in scaled]
 
 
 def _like(source: Image.Image | np.ndarray, result: np.ndarray) -> Image.Image | np.ndarray:

@@ -17,6 +17,7 @@ import contextlib
 import json
 import mimetypes
 import os
+import struct
 import sys
 import time
 import urllib.error
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_URL",
     "ApiError",
     "AuthError",
+    "BadResponse",
     "Client",
     "JobCancelled",
     "JobFailed",
@@ -50,6 +52,13 @@ DEFAULT_URL = "http://127.0.0.1:8765"
 START_HINT = "Start it with `nst-server` in a terminal, then try again."
 #: Bytes per sample of each raw sample type the server takes.
 SAMPLE_BYTES = {"u8": 1, "u16": 2, "f16": 2, "f32": 4}
+#: The most bytes read from a JSON answer or error (a status is well under a kilobyte): a
+#: broken or hostile server must not make the editor hold an answer of any size in memory.
+MAX_JSON_BYTES = 1 << 20
+#: The most bytes read from a result whose size is not known in advance (a file's); a raw
+#: result is read up to exactly the size its layout needs.
+MAX_RESULT_BYTES = 1 << 30
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 # --------------------------------------------------------------------------------------- errors
@@ -67,6 +76,11 @@ class ServerGone(ServerUnavailable):
     def __init__(self, message: str, job_id: str) -> None:
         super().__init__(message)
         self.job_id = job_id
+
+
+class BadResponse(NSTClientError):
+    """The server's answer cannot be used: not JSON, too large, a preview larger than asked
+    for, or a redirect. Something other than ``nst-server`` may be listening at the address."""
 
 
 class AuthError(NSTClientError):
@@ -219,6 +233,49 @@ def _image_part(name: str, path: str | os.PathLike) -> tuple[str, str, str, byte
     return name, path.name, content_type, data
 
 
+# ---------------------------------------------------------------------------------- transport
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib would follow a redirect and send the Authorization header along to wherever it
+    points; the server never redirects, so a redirect ends the request as an HTTP error."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None
+
+
+#: No proxy either: urllib would send loopback requests, token included, to any proxy that
+#: the editor's environment names (``http_proxy``) unless ``no_proxy`` lists the address.
+_OPENER = urllib.request.build_opener(_RefuseRedirects, urllib.request.ProxyHandler({}))
+
+
+def _read_bounded(response: Any, limit: int, what: str, url: str) -> bytes:
+    """At most ``limit`` bytes of ``response``'s body; BadResponse past that, before reading
+    any of it when the server announces the length."""
+    announced = response.headers.get("Content-Length", "")
+    too_long = announced.isdigit() and int(announced) > limit
+    data = b"" if too_long else response.read(limit + 1)
+    if not too_long and len(data) <= limit:
+        return data
+    raise BadResponse(
+        f"The server at {url} sent more than {limit} bytes for {what}; it was not used. "
+        f"Check that the address is the style transfer server's (`nst-server`)."
+    )
+
+
+def _preview_byte_limit(size: int) -> int:
+    """The most bytes a PNG of at most ``size`` x ``size`` pixels needs: 16-bit RGBA stored
+    without compression (8 bytes a pixel), a filter byte a row, and room for its chunks."""
+    return 8 * size * size + size + (1 << 16)
+
+
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header (IHDR is always the first chunk), or None if
+    ``data`` does not start like a PNG."""
+    if len(data) < 24 or not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
 # ------------------------------------------------------------------------------------- client
 class Client:
     """Talks to one server. Methods block; call them off the editor's UI thread."""
@@ -266,16 +323,20 @@ class Client:
         body: bytes | None = None,
         content_type: str | None = None,
         auth: bool = True,
+        limit: int = MAX_JSON_BYTES,
+        what: str = "an answer",
         timeout: float | None = None,
-    ) -> tuple[bytes, Mapping[str, str]]:
+    ) -> bytes:
+        """The answer's body, at most ``limit`` bytes (``what`` names it in the error);
+        ``timeout`` overrides the client's for this request."""
         request = urllib.request.Request(self.url + path, data=body, method=method)
         if content_type:
             request.add_header("Content-Type", content_type)
         if auth and self.token:
             request.add_header("Authorization", f"Bearer {self.token}")
         try:
-            with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:
-                return response.read(), response.headers
+            with _OPENER.open(request, timeout=timeout or self.timeout) as response:
+                return _read_bounded(response, limit, what, self.url)
         except urllib.error.HTTPError as exc:
             raise self._http_error(exc) from None
         except (TimeoutError, urllib.error.URLError, OSError) as exc:
@@ -285,7 +346,15 @@ class Client:
             ) from exc
 
     def _http_error(self, exc: urllib.error.HTTPError) -> NSTClientError:
-        raw = exc.read() or b""
+        if 300 <= exc.code < 400:
+            where = exc.headers.get("Location", "elsewhere") if exc.headers else "elsewhere"
+            return BadResponse(
+                f"The server at {self.url} answered {exc.code} with a redirect to {where}. "
+                f"The style transfer server never redirects, and the client does not follow "
+                f"redirects so that the access token goes nowhere else: check the server's "
+                f"address (NST_SERVER_URL)."
+            )
+        raw = exc.read(MAX_JSON_BYTES) or b""
         code, message = "http_error", f"The server answered {exc.code} {exc.reason}."
         try:
             error = json.loads(raw.decode("utf-8"))["error"]
@@ -309,8 +378,22 @@ class Client:
         return ApiError(exc.code, code, message)
 
     def _json(self, method: str, path: str, auth: bool = True) -> dict:
-        data, _ = self._request(method, path, auth=auth)
-        return json.loads(data.decode("utf-8"))
+        return self._json_object(self._request(method, path, auth=auth))
+
+    def _json_object(self, data: bytes) -> dict:
+        """The answer as a JSON object; anything else is a BadResponse the artist can read,
+        never a ``JSONDecodeError`` that an editor reports as a crash of the plugin."""
+        try:
+            value = json.loads(data.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError is one too
+            value = None
+        if not isinstance(value, dict):
+            raise BadResponse(
+                f"The server at {self.url} sent an answer that is not a JSON object "
+                f"(it starts with {data[:40]!r}). Is another program listening at that "
+                f"address? Check NST_SERVER_URL, or restart `nst-server`."
+            )
+        return value
 
     @staticmethod
     def _job_path(job_id: str, suffix: str = "") -> str:
@@ -370,8 +453,11 @@ class Client:
         if style_weights is not None:
             fields.append(("style_weights", json.dumps([float(w) for w in style_weights])))
         body, content_type = _encode_multipart(fields, files)
-        data, _ = self._request("POST", "/v1/jobs", body, content_type)
-        return str(json.loads(data.decode("utf-8"))["id"])
+        job_id = self._json_object(self._request("POST", "/v1/jobs", body, content_type)).get("id")
+        if not isinstance(job_id, str) or not job_id:
+            raise BadResponse(f"The server at {self.url} accepted the job but sent no job id. "
+                              f"Update the server and the plugin together.")
+        return job_id
 
     def status(self, job_id: str) -> dict:
         """The job's state, progress (iteration/total/percent/eta), queue position and error."""
@@ -381,23 +467,35 @@ class Client:
                 ) -> bytes | None:
         """The latest preview as PNG bytes (longest side <= ``size``), or None if none yet.
 
-        Asking is what makes the server render previews (the next one comes after the next
+        Both its bytes and, from its header, its dimensions are checked before it is returned,
+        so an editor never hands an image decoder a preview larger than it asked for. Asking
+        is what makes the server render previews (the next one comes after the next
         iteration, then at most one a second), so ask only as often as they are shown.
         ``timeout`` (default: the client's) lets a caller give up on a preview sooner than on
         the job."""
+        size = int(size)
         try:
-            data, _ = self._request("GET", self._job_path(job_id, f"/preview?size={int(size)}"),
-                                    timeout=timeout)
+            data = self._request("GET", self._job_path(job_id, f"/preview?size={size}"),
+                                 limit=_preview_byte_limit(size), what="a preview",
+                                 timeout=timeout)
         except ApiError as exc:
             if exc.status == 404 and exc.code == "no_preview":
                 return None
             raise
+        dimensions = _png_size(data)
+        if dimensions is None or max(dimensions) > size or min(dimensions) < 1:
+            raise BadResponse(
+                f"The server at {self.url} sent a preview that is not a PNG of at most "
+                f"{size}x{size} pixels ({'not a PNG' if dimensions is None else dimensions}); "
+                f"it was not shown."
+            )
         return data
 
-    def result(self, job_id: str) -> bytes:
-        """The finished result, in the same layout (raw) or file type as the content was sent."""
-        data, _ = self._request("GET", self._job_path(job_id, "/result"))
-        return data
+    def result(self, job_id: str, max_bytes: int = MAX_RESULT_BYTES) -> bytes:
+        """The finished result, in the same layout (raw) or file type as the content was sent;
+        BadResponse if it is longer than ``max_bytes``."""
+        return self._request("GET", self._job_path(job_id, "/result"), limit=max_bytes,
+                             what=f"the result of job {job_id}")
 
     def cancel(self, job_id: str) -> dict:
         """Ask the server to cancel a queued or running job; returns its status."""
@@ -489,8 +587,8 @@ def run_job(
         on_job_id(job_id)
     with while_running(job_id) if while_running is not None else contextlib.nullcontext():
         client.wait(job_id, on_progress=on_status, should_cancel=should_cancel)
-        data = client.result(job_id)
-    expected = request.layout.byte_count(request.width, request.height)
+        expected = request.layout.byte_count(request.width, request.height)
+        data = client.result(job_id, max_bytes=expected)
     if len(data) != expected:
         raise NSTClientError(
             f"The server sent {len(data)} bytes instead of {expected}; the result was not "

@@ -16,7 +16,16 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context, url_for
 
 from . import __version__, openapi
-from .errors import BadInput, NoPreview, NotReady, QueueFull, ServerError, TooLarge, UnknownJob
+from .errors import (
+    BadInput,
+    NoPreview,
+    NoSpace,
+    NotReady,
+    QueueFull,
+    ServerError,
+    TooLarge,
+    UnknownJob,
+)
 from .http_errors import ApiError, error_response
 from .imagecodec import EncodedResult
 from .jobs import JobManager
@@ -35,6 +44,7 @@ STATUS: dict[type[ServerError], int] = {
     NotReady: 409,
     TooLarge: 413,
     QueueFull: 429,
+    NoSpace: 507,
 }
 
 #: Endpoints a client may call without the token: discovery needs nothing secret.
@@ -126,31 +136,53 @@ def cancel_job(job_id: str) -> Response:
 
 @bp.get("/jobs/<job_id>/events")
 def job_events(job_id: str) -> Response:
-    """Server-sent events: one ``status`` event per change, until the job ends."""
+    """Server-sent events: one ``status`` event per change, until the job ends or the stream
+    has lasted ``event_max_s``; a comment every ``event_keepalive_s`` without one.
+
+    Each stream holds an HTTP thread, so their number is capped (429 past it) and none
+    outlives a client that went away for more than a keep-alive."""
     first = _status(job_id)  # a 404 for an unknown job, before the stream starts
+    service = _service()
+    config = service.config
+    if not service.event_streams.acquire(blocking=False):
+        raise ApiError(429, "too_many_streams",
+                       f"{config.limits.max_event_streams} event streams are open already; "
+                       f"poll {_urls(job_id)['self']} instead, or try again later",
+                       headers={"Retry-After": str(round(config.event_keepalive_s))})
 
     def stream() -> Iterator[str]:
         last, status = None, first
+        started = sent = time.monotonic()
         while True:
             if status != last:
                 yield f"event: status\ndata: {json.dumps(status)}\n\n"
-                last = status
+                last, sent = status, time.monotonic()
             if status["state"] in TERMINAL:
                 return
             time.sleep(EVENT_INTERVAL_S)
+            now = time.monotonic()
+            if now - started >= config.event_max_s:
+                return
+            if now - sent >= config.event_keepalive_s:
+                yield ": keep-alive\n\n"
+                sent = now
             try:
                 status = _status(job_id)
             except UnknownJob:  # expired while we watched
                 return
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = Response(stream_with_context(stream()), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    # On close, not in the generator: one that never started would never release it.
+    response.call_on_close(service.event_streams.release)
+    return response
 
 
 @bp.get("/jobs/<job_id>/preview")
 def job_preview(job_id: str) -> Response:
     size = request.args.get("size", "512")
-    if not size.isdigit() or not 16 <= int(size) <= 4096:
+    # isdigit() alone lets through digits such as "²" that int() cannot read.
+    if not (size.isascii() and size.isdigit()) or not 16 <= int(size) <= 4096:
         raise ApiError(400, "bad_size", "size must be a whole number of pixels from 16 to 4096")
     return Response(_jobs().preview(job_id, int(size)), mimetype="image/png",
                     headers={"Cache-Control": "no-store"})

@@ -14,7 +14,7 @@ from nst_engine import StyleTransfer
 from . import api
 from .config import ServerConfig
 from .http_errors import ApiError, register_error_handlers
-from .security import WILDCARDS, allowed_hosts, host_allowed
+from .security import WILDCARDS, allowed_hosts, host_allowed, origin_allowed
 from .service import Service, load_engines
 
 
@@ -34,11 +34,15 @@ def create_app(config: ServerConfig, engines: Sequence[StyleTransfer] | None = N
     any_ip = config.host in WILDCARDS
 
     @app.before_request
-    def _check_host() -> None:
+    def _check_host_and_origin() -> None:
         # A web page that rebinds its own domain to 127.0.0.1 still sends its own name.
         if not host_allowed(request.host, hosts, any_ip):
             raise ApiError(403, "bad_host", f"requests must address this server by its own "
                            f"name or address, not {request.host!r} (see --allow-host)")
+        # Host is ours by now, so the page's origin must be exactly the one it addressed.
+        if not origin_allowed(request.headers.get("Origin"), request.host_url.rstrip("/")):
+            raise ApiError(403, "bad_origin", "requests from web pages are refused: this "
+                           "server is for the editors' plugins and scripts on this machine")
 
     app.register_blueprint(api.bp)
     if start:

@@ -19,6 +19,7 @@ from nst_engine import NSTError, memory
 
 from . import __version__, paths, plugin_install
 from .config import DEFAULT_HOST, DEFAULT_PORT, Limits, ServerConfig
+from .datalock import DataFolderBusy
 from .security import LOOPBACK_NAMES, load_or_create_token, write_connection
 
 log = logging.getLogger("nst-server")
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (NSTError, OSError, ValueError, plugin_install.PluginInstallError) as error:
+    except (NSTError, OSError, ValueError, plugin_install.PluginInstallError,
+            DataFolderBusy) as error:
         print(f"nst-server: {error}", file=sys.stderr)
         return 1
 
@@ -52,16 +54,29 @@ def _serve(args: argparse.Namespace) -> int:
         token=load_or_create_token(config_dir),
         host=args.host, devices=tuple(args.device or ["auto"]),
         weights=args.weights, allow_hosts=tuple(args.allow_host),
-        memory_budget=args.memory_budget,
+        memory_budget=args.memory_budget, min_free_disk=args.min_free_disk,
         limits=Limits(max_queue=args.max_queue, max_pixels=args.max_pixels,
                       max_iterations=args.max_iterations),
     )
-    app = create_app(config)
+    # Workers start only once the port is ours: a server that cannot listen must not have
+    # taken any job.
+    app = create_app(config, start=False)
     service = app.extensions["nst"]
-    server = waitress.create_server(app, host=args.host, port=args.port, threads=args.threads,
-                                    ident="nst-server")
+    # Waitress reads a whole body before the app sees the request (and its token): its own
+    # limit must be the upload limit, or anyone could make it buffer a gigabyte. It refuses
+    # a body of exactly its limit, Flask one over it: +1 makes them agree.
+    try:
+        server = waitress.create_server(
+            app, host=args.host, port=args.port, threads=args.threads, ident="nst-server",
+            max_request_body_size=config.limits.max_upload_bytes + 1)
+    except OSError as error:
+        raise OSError(f"cannot listen on {_bracketed(args.host)}:{args.port} "
+                      f"({error.strerror or error}): another program uses that port; choose "
+                      f"another with --port") from error
     shown_host = "127.0.0.1" if args.host in ("0.0.0.0", "localhost") else args.host
     url = f"http://{_bracketed(shown_host)}:{server.effective_port}"
+    service.data_lock.announce(url)
+    service.start()
     connection = write_connection(config_dir, url, config.token)
     health = service.health()
     print(f"nst-server listening on {url} (device {health['device']}, "
@@ -94,8 +109,11 @@ def _bracketed(host: str) -> str:
 
 
 def _install(args: argparse.Namespace) -> int:
-    folder = plugin_install.install_plugin(args.editor, args.dest)
-    print(f"Installed the {args.editor} plugin in {folder}")
+    placed = plugin_install.install_plugin(args.editor, args.dest,
+                                           gimp_version=args.gimp_version)
+    print(f"Installed the {args.editor} plugin ({placed.reason}) in:")
+    for folder in placed.folders:
+        print(f"  {folder}")
     if args.editor == "krita":
         print("Restart Krita, then use Filter > Neural Style Transfer.")
     else:
@@ -149,6 +167,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--memory-budget", type=_bytes, metavar="BYTES",
                        help="memory one job may use, e.g. 6GB; larger images run in tiles "
                             "(default: half the free RAM, or most of the free GPU memory)")
+    serve.add_argument("--min-free-disk", type=_bytes, metavar="BYTES",
+                       default=ServerConfig.min_free_disk,
+                       help="refuse new jobs (507) while the data folder's disk has less free "
+                            "(default: 2GB)")
     serve.add_argument("--threads", type=int, default=16,
                        help="HTTP threads: polling clients and event streams each hold one "
                             "while they wait (default: %(default)s)")
@@ -160,6 +182,9 @@ def _parser() -> argparse.ArgumentParser:
         if verb == "install":
             command.add_argument("--dest", type=Path,
                                  help="the editor's plug-in folder, if not the usual one")
+            command.add_argument("--gimp-version", metavar="3.N",
+                                 help="the GIMP whose profile gets the plug-in (default: every "
+                                      "GIMP 3 profile there is, else the GIMP on PATH)")
         else:
             command.add_argument("-o", "--output", type=Path, required=True,
                                  help="zip file to write")

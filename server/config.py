@@ -22,6 +22,9 @@ class Limits:
     max_iterations: int = 5000
     #: Jobs waiting (not running); one more is answered 429.
     max_queue: int = 16
+    #: Open ``/events`` streams; each holds an HTTP thread, so this leaves threads for
+    #: everything else (health, polling) whatever the clients do. One more is answered 429.
+    max_event_streams: int = 8
 
     def to_dict(self) -> dict[str, int]:
         return {
@@ -30,6 +33,7 @@ class Limits:
             "max_styles": self.max_styles,
             "max_iterations": self.max_iterations,
             "max_queue": self.max_queue,
+            "max_event_streams": self.max_event_streams,
         }
 
 
@@ -53,5 +57,14 @@ class ServerConfig:
     unfetched_ttl_s: float = 7 * 24 * 3600.0
     #: How often expired results are removed.
     sweep_interval_s: float = 60.0
+    #: New jobs are refused (507) while the data folder's disk has less than this free: a
+    #: full disk would fail the jobs already accepted, and much else on the machine.
+    min_free_disk: int = 2 * 2**30
     #: A job that was running when the server died this many times is failed, not rerun.
     max_attempts: int = 3
+    #: An event stream with nothing to say sends a comment this often: writing is how a
+    #: client that went away is noticed, and its thread freed.
+    event_keepalive_s: float = 5.0
+    #: An event stream ends after this long (clients reconnect), so none holds a thread for
+    #: the whole of a job that may wait for hours.
+    event_max_s: float = 600.0

@@ -38,6 +38,10 @@ class NotReady(ServerError):
     """The job has no result (yet, or ever); ``extra["state"]`` says which state it is in."""
 
 
+class NoSpace(ServerError):
+    """The server's disk is too full to store another job."""
+
+
 class QueueFull(ServerError):
     """No room in the queue; ``retry_after`` is the server's guess in whole seconds."""
 

@@ -7,8 +7,9 @@ domain's errors (:mod:`server.errors`) are mapped to statuses in :mod:`server.ap
 from __future__ import annotations
 
 import logging
+import secrets
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -62,5 +63,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        log.exception("unexpected error while answering a request")
-        return error_response(500, "internal_error", f"internal server error: {error}")
+        # An exception's text can hold paths and other details of this machine: the client
+        # gets only an id, which finds the traceback in the log.
+        incident = secrets.token_hex(6)
+        log.exception("internal error %s while answering %s %s", incident, request.method,
+                      request.path)
+        return error_response(500, "internal_error",
+                              f"internal error (id {incident}: the server's log has the details)",
+                              incident=incident)

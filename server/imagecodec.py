@@ -30,6 +30,8 @@ CHANNELS = ("RGBA", "BGRA")
 FILE_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "tiff": "image/tiff",
               "webp": "image/webp"}
 _DTYPE_NAMES = {np.dtype(v): k for k, v in SAMPLES.items()}
+#: The most bytes a pixel of an accepted image decodes to: four 32-bit samples (RGBA float).
+MAX_DECODED_BYTES_PER_PIXEL = 16
 
 
 @dataclass(frozen=True)
@@ -195,15 +197,42 @@ def _decode_png16(data: bytes, max_pixels: int, name: str) -> Decoded:
     return Decoded(_colour_to_float(colour, name), alpha, form)
 
 
+def _check_tiff_header(page: tifffile.TiffPage, max_pixels: int, name: str) -> None:
+    """Refuse from the first page's header alone what would decode to too much memory.
+
+    A TIFF declares its samples per pixel, bit depth and tile size freely: 50 samples per
+    pixel, or a 16x16 image in one 8192x8192 tile, make a small file that decodes to hundreds
+    of megabytes before any later check could see the pixels. Only the first page is ever
+    read, so other pages cost nothing."""
+    check_pixels(page.imagewidth, page.imagelength, max_pixels, name)
+    samples, bits = page.samplesperpixel, page.bitspersample
+    if not 1 <= samples <= 4:
+        raise BadInput("unsupported_image", f"{name}: {samples} samples per pixel; the server "
+                       f"reads 1 to 4 (grey or colour, with or without alpha)")
+    if bits not in (8, 16, 32):
+        raise BadInput("unsupported_image", f"{name}: {bits} bits per sample; the server "
+                       f"reads 8, 16 or 32")
+    width, height = page.imagewidth, page.imagelength
+    if page.is_tiled:  # decoders fill whole tiles, also past the image's edges
+        width = -(-width // page.tilewidth) * page.tilewidth
+        height = -(-height // page.tilelength) * page.tilelength
+    decoded = width * height * samples * bits // 8
+    if decoded > max_pixels * MAX_DECODED_BYTES_PER_PIXEL:
+        raise TooLarge("too_many_pixels", f"{name} decodes to {decoded} bytes (its tiles are "
+                       f"{page.tilewidth}x{page.tilelength}); the server's limit is "
+                       f"{max_pixels * MAX_DECODED_BYTES_PER_PIXEL}")
+
+
 def _decode_tiff_deep(data: bytes, max_pixels: int, name: str) -> Decoded | None:
-    """16-bit and float TIFF through tifffile; None for 8-bit TIFF, which Pillow reads fully."""
+    """16-bit and float TIFF through tifffile; None for 8-bit TIFF, which Pillow reads fully.
+    Either way the header is checked first (:func:`_check_tiff_header`)."""
     with tifffile.TiffFile(io.BytesIO(data)) as tif:
         page = tif.pages.first
+        _check_tiff_header(page, max_pixels, name)
         dtype = np.dtype(page.dtype)
         if dtype == np.uint8:
             return None
-        check_pixels(page.imagewidth, page.imagelength, max_pixels, name)
-        if dtype.newbyteorder("<") not in _DTYPE_NAMES or dtype == np.uint8:
+        if dtype.newbyteorder("<") not in _DTYPE_NAMES:
             raise BadInput("unsupported_image",
                            f"{name}: TIFF samples of type {dtype} are not supported "
                            f"(8 or 16 bit unsigned, or 16/32 bit float)")
@@ -222,8 +251,6 @@ def _decode_tiff_deep(data: bytes, max_pixels: int, name: str) -> Decoded | None
         pixels = pixels[..., None]
     pixels = pixels.astype(dtype.newbyteorder("<"), copy=False)
     planes = pixels.shape[2]
-    if planes not in (1, 2, 3, 4):
-        raise BadInput("unsupported_image", f"{name}: {planes} samples per pixel")
     alpha = pixels[..., -1].copy() if planes in (2, 4) else None
     colour = pixels[..., :3] if planes >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
     height, width = pixels.shape[:2]

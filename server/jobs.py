@@ -19,12 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nst_engine import CancelToken, Progress
+from nst_engine.memory import format_bytes
 
 from . import imagecodec
 from .config import ServerConfig
-from .errors import NoPreview, NotReady, QueueFull, UnknownJob
+from .errors import NoPreview, NoSpace, NotReady, QueueFull, UnknownJob
 from .imagecodec import EncodedResult, Form
-from .store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobRecord, JobStore
+from .store import CANCELLED, DONE, FAILED, QUEUED, RESULT, RUNNING, JobRecord, JobStore
 from .submission import Submission
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class JobManager:
                 raise QueueFull("queue_full",
                                 f"the server's queue is full ({len(self._queue)} jobs waiting); "
                                 f"try again in a little while", retry_after=self.retry_after())
+            self._check_space(submission)
             job_id = uuid.uuid4().hex
             self.store.write_file(job_id, "content", submission.content)
             for index, style in enumerate(submission.styles):
@@ -111,6 +113,16 @@ class JobManager:
             self._ready.notify()
         log.info("job %s queued (%d waiting)", job_id, len(self._queue))
         return record
+
+    def _check_space(self, submission: Submission) -> None:
+        """NoSpace unless the inputs fit and leave ``min_free_disk`` free."""
+        size = len(submission.content) + sum(map(len, submission.styles)) + len(
+            submission.mask or b"")
+        free = self.store.free_bytes()
+        if free - size < self.config.min_free_disk:
+            raise NoSpace("disk_full", f"the server's disk has {format_bytes(free)} free, "
+                          f"less than the {format_bytes(self.config.min_free_disk)} it keeps "
+                          f"free; delete some files on it, then try again")
 
     def retry_after(self) -> int:
         """Seconds until a place in the queue is likely to be free."""
@@ -166,9 +178,10 @@ class JobManager:
 
         Only the bytes are stored: a result is always in the content's form, which the record
         already holds (see :meth:`result`)."""
-        self.store.write_file(job_id, "result", result.body)
+        self.store.write_file(job_id, RESULT, result.body)
         self._end(job_id)
         if self.store.transition(job_id, (RUNNING,), state=DONE, finished=self._clock()):
+            self.store.delete_inputs(job_id)
             self._learn_duration(job_id)
             log.info("job %s done", job_id)
 
@@ -176,6 +189,7 @@ class JobManager:
         self._end(job_id)
         if self.store.transition(job_id, (RUNNING,), state=FAILED, finished=self._clock(),
                                  error=message):
+            self.store.delete_inputs(job_id)
             log.warning("job %s failed: %s", job_id, message)
 
     def _learn_duration(self, job_id: str) -> None:
@@ -241,6 +255,9 @@ class JobManager:
             if live is not None:
                 live.cancel.cancel()  # the worker stops within one iteration
             self._end(job_id)
+            # A running job read them before its first step; one still reading them fails to,
+            # and stays cancelled (fail() only changes a running job).
+            self.store.delete_inputs(job_id)
             log.info("job %s cancelled", job_id)
         return self.status(job_id)
 
@@ -271,7 +288,7 @@ class JobManager:
                            state=record.state)
         if record.fetched is None:
             self.store.update(job_id, fetched=self._clock())
-        return EncodedResult(self.store.read_file(job_id, "result"), Form.from_json(record.form))
+        return EncodedResult(self.store.read_file(job_id, RESULT), Form.from_json(record.form))
 
     def queue_length(self) -> int:
         with self._ready:
@@ -287,26 +304,39 @@ class JobManager:
 
         A job that was running when the process died is run again, unless it has already been
         running during ``max_attempts`` deaths: then it is probably what kills the server."""
+        self._remove_orphans()
         for record in self.store.in_states(QUEUED, RUNNING):
             if record.state == RUNNING:
                 if record.attempts >= self.config.max_attempts:
                     self.store.update(record.id, state=FAILED, finished=self._clock(), error=(
                         f"the server stopped {record.attempts} times while running this job; "
                         f"try a smaller size or the draft preset"))
+                    self.store.delete_inputs(record.id)
                     continue
                 self.store.update(record.id, state=QUEUED)
                 log.info("job %s was running when the server stopped: queued again", record.id)
             self._queue.append(record.id)
 
     def sweep(self) -> int:
-        """Delete expired jobs; returns how many."""
+        """Delete expired jobs, and folders that no job owns; returns how many jobs."""
         expired = self.store.expired(self._clock(), self.config.result_ttl_s,
                                      self.config.unfetched_ttl_s)
         for job_id in expired:
             self.store.delete(job_id)
             with self._live_lock:
                 self._live.pop(job_id, None)
+        self._remove_orphans()
         return len(expired)
+
+    def _remove_orphans(self) -> None:
+        # Under the queue's lock: a job being submitted has its files before its row.
+        with self._ready:
+            orphans = self.store.orphans()
+            for job_id in orphans:
+                self.store.delete(job_id)
+        if orphans:
+            log.info("removed %d job folders that no job owned (left by a crash)",
+                     len(orphans))
 
     @property
     def stopping(self) -> bool:

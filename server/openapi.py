@@ -59,6 +59,7 @@ def document(version: str, limits: Limits) -> dict[str, Any]:
                     "401": _error("Missing or wrong token"),
                     "413": _error("Upload or image larger than the limits"),
                     "429": _error("Queue full: retry after the Retry-After header's seconds"),
+                    "507": _error("The server's disk is nearly full (health's disk)"),
                 }}},
             "/v1/jobs/{job_id}": {
                 "parameters": [_JOB_ID],
@@ -70,10 +71,13 @@ def document(version: str, limits: Limits) -> dict[str, Any]:
             },
             "/v1/jobs/{job_id}/events": {"parameters": [_JOB_ID], "get": {
                 "summary": "Server-sent events: a `status` event (Status JSON) on each change, "
-                           "until the job ends",
+                           "until the job ends or the stream has lasted 10 minutes; a "
+                           "keep-alive comment every 5 seconds without one",
                 "responses": {"200": {"description": "Event stream",
                                       "content": {"text/event-stream": {}}},
-                              "404": _UNKNOWN}}},
+                              "404": _UNKNOWN,
+                              "429": _error("Too many open streams (limits.max_event_streams)"
+                                            ": poll the job instead")}}},
             "/v1/jobs/{job_id}/preview": {"parameters": [_JOB_ID, {
                 "name": "size", "in": "query", "schema": {
                     "type": "integer", "minimum": 16, "maximum": 4096, "default": 512},
@@ -112,7 +116,8 @@ def _schemas(limits: Limits) -> dict[str, Any]:
             "style": {"type": "array", "maxItems": limits.max_styles,
                       "items": {"type": "string", "format": "binary"}},
             "style_weights": {"type": "string", "description":
-                              "JSON list of blend weights, one per style image"},
+                              "JSON list of blend weights, one per style image, each "
+                              "from 0 to 1e6, not all zero"},
             "settings": {"type": "string", "description":
                          "JSON object of engine settings, e.g. {\"preset\": \"draft\", "
                          "\"style_weight\": 20}; presets: " + ", ".join(PRESETS)},
@@ -143,5 +148,8 @@ def _schemas(limits: Limits) -> dict[str, Any]:
             "weights": {"type": "string"}, "queue_length": {"type": "integer"},
             "running": {"type": "integer"},
             "limits": {"type": "object", "properties": {
-                name: {"type": "integer"} for name in limits.to_dict()}}}},
+                name: {"type": "integer"} for name in limits.to_dict()}},
+            "disk": {"type": "object", "properties": {
+                name: {"type": "integer"}
+                for name in ("free_bytes", "jobs_bytes", "min_free_bytes")}}}},
     }

@@ -1,4 +1,4 @@
-"""Where the server keeps its files, per operating system.
+"""Where the server keeps its files, per operating system, and how it keeps them private.
 
 The config folder (token, ``connection.json``) must match what the plugins' client looks for
 (``nst_client.config_dir`` in ``plugins/nst_client.py``), so local use needs no set-up;
@@ -40,12 +40,27 @@ def data_dir(env: Mapping[str, str] | None = None, platform: str | None = None) 
     return Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / APP_NAME
 
 
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder only its owner can enter (0700), made so if it was looser: a
+    folder created by an older version, or under a permissive umask, is tightened too. Only
+    ``path`` itself: its parents (``~/.config``...) are the user's business."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def private_file(path: Path) -> None:
+    """Make an existing file readable by its owner only (0600), if it is not already."""
+    if path.exists() and path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
 def write_private(path: Path, data: str) -> None:
     """Write a file readable by its owner only, atomically (a reader never sees half a token).
 
     The file is created 0600 before any byte is written, so there is no moment where another
     user could read it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -9,11 +9,14 @@ at run time.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
+import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 EDITORS = ("krita", "gimp")
@@ -22,6 +25,9 @@ PLUGINS_ROOT = Path(__file__).resolve().parents[1] / "plugins"
 SHARED = ("nst_client.py", "nst_options.py")
 KRITA_NAME = "neural_style_transfer"  # X-KDE-Library in the .desktop file and the package name
 GIMP_NAME = "neural-style-transfer"  # GIMP 3 wants plug-ins/NAME/NAME.py
+#: What GIMP 3 is called on PATH: Debian and Fedora name it after its version, too.
+GIMP_PROGRAMS = ("gimp", "gimp-3", "gimp-3.2", "gimp-3.0")
+_GIMP_SERIES = re.compile(r"3\.\d+")
 
 
 class PluginInstallError(Exception):
@@ -75,28 +81,95 @@ def kritarc_path(
     return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kritarc"
 
 
-def gimp_plugin_dir(
-    platform: str | None = None, env: Mapping[str, str] | None = None, flatpak: bool | None = None
-) -> Path:
-    """GIMP 3's per-user ``plug-ins`` folder.
+def gimp_profiles_root(platform: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The folder that holds GIMP's profiles, one per minor version (``3.0``, ``3.2``...).
 
-    ``GIMP3_DIRECTORY`` (absolute, or relative to home) moves GIMP's whole profile, so it wins.
     The Flatpak GIMP (Flathub's org.gimp.GIMP) is granted ``xdg-config/GIMP``: inside its
     sandbox the host's ``~/.config/GIMP`` is mounted over ``~/.var/app/org.gimp.GIMP/config/GIMP``,
-    so it reads the same folder as a native GIMP, and a plug-in put under ``~/.var/app`` would be
-    hidden; ``flatpak`` is accepted for a uniform signature but changes nothing here.
-    """
+    so it reads the same folders as a native GIMP, and a plug-in put under ``~/.var/app`` would
+    be hidden."""
     platform, env = platform or sys.platform, _env(env)
     home = _home(env)
-    if env.get("GIMP3_DIRECTORY"):
-        return home / env["GIMP3_DIRECTORY"] / "plug-ins"  # an absolute path replaces home
     if platform.startswith("win"):
-        base = Path(env.get("APPDATA") or home / "AppData" / "Roaming")
-        return base / "GIMP" / "3.0" / "plug-ins"
+        return Path(env.get("APPDATA") or home / "AppData" / "Roaming") / "GIMP"
     if platform == "darwin":
-        return home / "Library" / "Application Support" / "GIMP" / "3.0" / "plug-ins"
-    config = Path(env.get("XDG_CONFIG_HOME") or home / ".config")
-    return config / "GIMP" / "3.0" / "plug-ins"
+        return home / "Library" / "Application Support" / "GIMP"
+    return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "GIMP"
+
+
+def gimp_profiles(platform: str | None = None, env: Mapping[str, str] | None = None) -> list[str]:
+    """The GIMP 3 versions that have a profile here, oldest first: ``["3.0", "3.2"]``."""
+    root = gimp_profiles_root(platform, env)
+    if not root.is_dir():
+        return []
+    found = [p.name for p in root.iterdir() if p.is_dir() and _GIMP_SERIES.fullmatch(p.name)]
+    return sorted(found, key=lambda name: int(name.split(".")[1]))
+
+
+def installed_gimp_version(
+    run: Callable[[list[str]], str | None] | None = None,
+) -> str | None:
+    """The minor version (``"3.2"``) of the GIMP 3 on PATH, from ``gimp --version``; None if
+    there is none. ``run`` returns a command's output, or None when it cannot run."""
+    run = run or _output
+    for program in GIMP_PROGRAMS:
+        output = run([program, "--version"])
+        match = re.search(r"version (3\.\d+)", output or "")
+        if match:
+            return match.group(1)
+    return None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Folders the plugin goes (or went) into, and why those: the installer tells the user."""
+
+    folders: tuple[Path, ...]
+    reason: str
+
+
+def gimp_plugin_dirs(
+    platform: str | None = None,
+    env: Mapping[str, str] | None = None,
+    version: str | None = None,
+    detect: Callable[[], str | None] = installed_gimp_version,
+) -> Placement:
+    """The ``plug-ins`` folders of the GIMP 3 profiles the user's GIMP will read.
+
+    GIMP keeps one profile per minor version and copies the previous one only when a new
+    version first starts, so a plug-in put in 3.0's profile is never seen by a GIMP 3.2 that has
+    already run. In order: the profile of ``version`` when one is asked for; else every GIMP 3
+    profile there is; else the profile of the GIMP on PATH; else an error that says what to do.
+    ``GIMP3_DIRECTORY`` (absolute, or relative to home) replaces the whole profile, so it wins.
+    """
+    env = _env(env)
+    if env.get("GIMP3_DIRECTORY"):
+        profile = _home(env) / env["GIMP3_DIRECTORY"]  # an absolute path replaces home
+        return Placement((profile / "plug-ins",), "the profile GIMP3_DIRECTORY names")
+    root = gimp_profiles_root(platform, env)
+    if version is not None:
+        if not _GIMP_SERIES.fullmatch(version):
+            raise PluginInstallError(f"'{version}' is not a GIMP 3 version such as 3.0 or 3.2.")
+        return Placement((root / version / "plug-ins",), f"GIMP {version}, as asked")
+    profiles = gimp_profiles(platform, env)
+    if profiles:
+        return Placement(tuple(root / name / "plug-ins" for name in profiles),
+                           f"every GIMP 3 profile found ({', '.join(profiles)})")
+    detected = detect()
+    if detected:
+        return Placement((root / detected / "plug-ins",),
+                           f"GIMP {detected}, the one on PATH (no profile yet)")
+    raise PluginInstallError(
+        f"No GIMP 3 profile in {root} and no GIMP 3 on PATH. Start GIMP once and run this "
+        f"again, or name its version: install-plugin gimp --gimp-version 3.2")
+
+
+def _output(command: list[str]) -> str | None:
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=60,
+                              check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 # ------------------------------------------------------------------------------------ sources
@@ -147,26 +220,43 @@ def install_plugin(
     editor: str,
     destination: str | os.PathLike | None = None,
     *,
+    gimp_version: str | None = None,
     env: Mapping[str, str] | None = None,
     platform: str | None = None,
     flatpak: bool | None = None,
     plugins_root: str | os.PathLike | None = None,
-) -> Path:
-    """Copy the plugin (and the shared client) into the editor's folder; return its folder.
+) -> Placement:
+    """Copy the plugin (and the shared modules) into the editor's folders; return the plugin's
+    folder in each, and why those.
 
-    ``destination`` replaces the editor's plug-in folder (``pykrita`` or GIMP's ``plug-ins``).
-    A previous install of this plugin is replaced; nothing else in the folder is touched. For
-    Krita the plugin is also switched on in ``kritarc`` (found from ``env``'s HOME), so it is
-    active at Krita's next start.
+    ``destination`` replaces the editor's plug-in folder (``pykrita`` or GIMP's ``plug-ins``);
+    without it, Krita's is found from the platform and GIMP's from its profiles (see
+    :func:`gimp_plugin_dirs`, which ``gimp_version`` steers). A previous install of this plugin
+    is replaced; nothing else in the folder is touched. For Krita the plugin is also switched
+    on in ``kritarc`` (found from ``env``'s HOME), so it is active at Krita's next start.
     """
     root = Path(plugins_root) if plugins_root else PLUGINS_ROOT
     files = _sources(editor, root)
-    if destination is None:
-        finder = krita_plugin_dir if editor == "krita" else gimp_plugin_dir
-        destination = finder(platform, env, flatpak)
-    destination = Path(destination)
-    name = KRITA_NAME if editor == "krita" else GIMP_NAME
-    target = destination / name
+    if gimp_version is not None and editor != "gimp":
+        raise PluginInstallError("--gimp-version is for the GIMP plugin only.")
+    if destination is not None:
+        where = Placement((Path(destination),), "the folder given")
+    elif editor == "krita":
+        where = Placement((krita_plugin_dir(platform, env, flatpak),), "Krita's resource folder")
+    else:
+        where = gimp_plugin_dirs(platform, env, gimp_version)
+    targets = tuple(_copy(files, folder, editor) for folder in where.folders)
+    if editor == "krita":
+        try:
+            enable_krita_plugin(kritarc_path(platform, env, flatpak))
+        except OSError as exc:
+            raise PluginInstallError(f"Could not switch the plugin on in kritarc: {exc}.") from exc
+    return Placement(targets, where.reason)
+
+
+def _copy(files: list[tuple[Path, str]], destination: Path, editor: str) -> Path:
+    """Replace this plugin's folder in ``destination`` with ``files``; return that folder."""
+    target = destination / (KRITA_NAME if editor == "krita" else GIMP_NAME)
     try:
         if target.exists():
             shutil.rmtree(target)
@@ -176,8 +266,6 @@ def install_plugin(
             shutil.copyfile(source, path)
             if _is_gimp_entry(relative):
                 path.chmod(path.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        if editor == "krita":
-            enable_krita_plugin(kritarc_path(platform, env, flatpak))
     except OSError as exc:
         raise PluginInstallError(
             f"Could not install the {editor} plugin into {destination}: {exc}. Check that the "

@@ -10,8 +10,9 @@ import secrets
 import socket
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from .paths import write_private
+from .paths import private_file, write_private
 
 TOKEN_FILE = "token"
 CONNECTION_FILE = "connection.json"
@@ -20,8 +21,12 @@ WILDCARDS = frozenset({"0.0.0.0", "::", ""})
 
 
 def load_or_create_token(config_dir: Path) -> str:
-    """The token stored in ``config_dir``, generated (and stored 0600) at the first start."""
+    """The token stored in ``config_dir``, generated (and stored 0600) at the first start.
+
+    A token file found readable by others (copied, or restored from a backup) is made 0600:
+    anyone who reads it can use the server."""
     path = config_dir / TOKEN_FILE
+    private_file(path)
     try:
         token = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
@@ -58,6 +63,18 @@ def allowed_hosts(bind_host: str, extra: Iterable[str] = ()) -> frozenset[str]:
         # Reached from other machines by this machine's own name.
         names |= {socket.gethostname().lower(), socket.getfqdn().lower()}
     return frozenset(names)
+
+
+def origin_allowed(origin: str | None, own_origin: str) -> bool:
+    """True when a request comes from no web page (no ``Origin``: scripts, the plugins) or
+    from this server's own origin. Browsers name the page that sends a request in ``Origin``;
+    a foreign page is refused before anything else happens, as Jupyter does, so it cannot
+    even queue work without the token's help. ``null`` (a sandboxed or local page) is
+    foreign too."""
+    if origin is None:
+        return True
+    parts = urlsplit(origin.strip().lower())
+    return f"{parts.scheme}://{parts.netloc}" == own_origin.lower() and not parts.path
 
 
 def host_allowed(host_header: str | None, allowed: frozenset[str], any_ip: bool) -> bool:

@@ -14,6 +14,7 @@ from nst_engine import SettingsError, StyleTransfer
 
 from . import __version__
 from .config import ServerConfig
+from .datalock import DataLock
 from .errors import TooLarge
 from .jobs import JobManager
 from .store import JobStore
@@ -28,9 +29,14 @@ class Service:
 
     def __init__(self, config: ServerConfig, engines: Sequence[StyleTransfer]) -> None:
         self.config = config
+        # Before the store is opened: recovering jobs re-queues them, which only the one
+        # server that owns the folder may do (DataFolderBusy otherwise).
+        self.data_lock = DataLock.acquire(config.data_dir)
         self.store = JobStore(config.data_dir)
         self.manager = JobManager(config, self.store, workers=len(engines))
         self.workers = [Worker(self.manager, engine) for engine in engines]
+        #: One per open ``/events`` stream (see ``Limits.max_event_streams``).
+        self.event_streams = threading.BoundedSemaphore(config.limits.max_event_streams)
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, daemon=True, name="nst-sweeper")
 
@@ -46,6 +52,7 @@ class Service:
         for worker in self.workers:
             worker.join(timeout)
         self.store.close()
+        self.data_lock.release()
 
     def health(self) -> dict:
         first = self.workers[0].description
@@ -61,6 +68,7 @@ class Service:
             "limits": self.config.limits.to_dict(),
             "memory_budget": min(worker.engine.budget() for worker in self.workers),
             "memory_budget_source": "option" if self.config.memory_budget else "auto",
+            "disk": {**self.store.disk_usage(), "min_free_bytes": self.config.min_free_disk},
         }
 
     def check_fits(self, submission: Submission) -> None:

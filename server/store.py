@@ -8,6 +8,7 @@ uploaded bytes exactly as sent, the result, and nothing else.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,7 +18,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .paths import private_dir, private_file
+
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+#: The name of a finished job's result in its folder; every other file there is an input.
+RESULT = "result"
 STATES = (QUEUED, RUNNING, DONE, FAILED, CANCELLED)
 TERMINAL = frozenset({DONE, FAILED, CANCELLED})
 
@@ -79,12 +84,17 @@ class JobStore:
     """SQLite rows plus one folder per job. Safe to call from any thread."""
 
     def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.jobs_dir = data_dir / "jobs"
-        self.jobs_dir.mkdir(parents=True, exist_ok=True)
+        # Uploaded art and results are the user's own: folders 0700 and files 0600, also
+        # where an older version left them readable by other users of the machine.
+        self.data_dir = private_dir(data_dir)
+        self.jobs_dir = private_dir(data_dir / "jobs")
+        database = data_dir / "jobs.sqlite3"
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT, 0o600))
+        for path in (database, *data_dir.glob("jobs.sqlite3-*")):  # SQLite's -wal and -shm
+            private_file(path)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(data_dir / "jobs.sqlite3", check_same_thread=False,
-                                   isolation_level=None)
+        # SQLite makes its -wal and -shm files with the database's permissions.
+        self._db = sqlite3.connect(database, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         with self._lock:
             # WAL + synchronous=FULL: a committed row survives the process being killed.
@@ -99,10 +109,10 @@ class JobStore:
 
     def write_file(self, job_id: str, name: str, data: bytes) -> None:
         """Atomically, and flushed to disk: a half-written result must never be served."""
-        target = self.folder(job_id) / name
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = private_dir(self.folder(job_id)) / name
         partial = target.with_name(f".{name}.partial")
-        with open(partial, "wb") as handle:
+        with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600),
+                  "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
@@ -110,6 +120,26 @@ class JobStore:
 
     def read_file(self, job_id: str, name: str) -> bytes:
         return (self.folder(job_id) / name).read_bytes()
+
+    def delete_inputs(self, job_id: str) -> None:
+        """Remove what was uploaded for a job that has ended: only a rerun needs it, and a
+        cancelled or failed job's inputs would otherwise fill the disk for a week."""
+        for path in self.folder(job_id).glob("*"):
+            if path.name != RESULT:
+                path.unlink(missing_ok=True)
+
+    def free_bytes(self) -> int:
+        """Bytes free on the data folder's disk."""
+        return shutil.disk_usage(self.data_dir).free
+
+    def disk_usage(self) -> dict[str, int]:
+        """Bytes free on the data folder's disk, and bytes held by job files."""
+        jobs = 0
+        for path in self.jobs_dir.glob("*/*"):
+            # Files go while we count: a job's inputs when it ends, a whole job when it expires.
+            with contextlib.suppress(FileNotFoundError):
+                jobs += path.stat().st_size
+        return {"free_bytes": self.free_bytes(), "jobs_bytes": jobs}
 
     # --- rows ---------------------------------------------------------------------------
 
@@ -171,6 +201,14 @@ class JobStore:
                 f"(fetched IS NULL AND finished < ?))",
                 [*TERMINAL, now - fetched_ttl, now - unfetched_ttl]).fetchall()
         return [row[0] for row in rows]
+
+    def orphans(self) -> list[str]:
+        """Job folders without a row: a crash after a job's files were written and before
+        its row was, or a deletion that could not remove the whole folder."""
+        with self._lock:
+            known = {row[0] for row in self._db.execute("SELECT id FROM jobs").fetchall()}
+        return [path.name for path in self.jobs_dir.iterdir()
+                if path.is_dir() and path.name not in known]
 
     def delete(self, job_id: str) -> None:
         with self._lock:

@@ -19,6 +19,8 @@ from .errors import BadInput
 
 #: Settings that would let a request read files on the server's disk.
 _SERVER_SIDE_ONLY = {"init_image": "a start image cannot be given through the API"}
+#: The largest blend weight of one style image (the engine's bound on a style layer's).
+MAX_STYLE_WEIGHT = 1e6
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ def _one_file(files: MultiDict, name: str) -> bytes:
 
 
 def _style_weights(text: str | None, count: int) -> list[float] | None:
+    """The blend weights, each within [0, MAX_STYLE_WEIGHT]: they are only relative to each
+    other, and a bound keeps their sum finite (two of 1e308 once gave a job that "succeeded"
+    with garbage)."""
     if text is None:
         return None
     try:
@@ -89,10 +94,12 @@ def _style_weights(text: str | None, count: int) -> list[float] | None:
     except ValueError:
         weights = None
     if (not isinstance(weights, list) or len(weights) != count
-            or not all(imagecodec.is_finite_number(w) and w >= 0 for w in weights)
+            or not all(imagecodec.is_finite_number(w) and 0 <= w <= MAX_STYLE_WEIGHT
+                       for w in weights)
             or not any(weights)):
         raise BadInput("bad_style_weights", f"style_weights must be a JSON list of "
-                       f"{count} non-negative numbers, not all zero (one per style image)")
+                       f"{count} numbers from 0 to {MAX_STYLE_WEIGHT:g}, not all zero (one "
+                       f"per style image)")
     return [float(w) for w in weights]
 
 

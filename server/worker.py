@@ -67,9 +67,11 @@ class Worker:
         except NSTError as error:
             self.manager.fail(record.id, str(error))
             return
-        except Exception as error:
+        except Exception:
+            # As for a 500: the exception's text (paths, internals) goes to the log only.
             log.exception("job %s crashed", record.id)
-            self.manager.fail(record.id, f"internal error in the server: {error!r}")
+            self.manager.fail(record.id, f"internal error in the server (its log has the "
+                              f"details under job {record.id})")
             return
         if reports:
             self.rate.learn(reports[-1])

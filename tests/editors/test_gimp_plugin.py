@@ -119,7 +119,8 @@ save("info.json", json.dumps(info).encode())
 def gimp_plugins(tmp_path_factory) -> Path:
     """A plug-ins folder exactly as `nst-server install-plugin gimp` lays it out."""
     base = tmp_path_factory.mktemp("gimp-install")
-    install_plugin("gimp", env={"HOME": str(base)}, platform="linux", flatpak=False)
+    install_plugin("gimp", gimp_version="3.0", env={"HOME": str(base)}, platform="linux",
+                   flatpak=False)
     return base / GIMP_PLUGINS
 
 

@@ -34,6 +34,9 @@ def content() -> bytes:
     ({"size": 10**6}, "size"),
     ({"preset": "ultra"}, "preset"),
     ({"content_layers": ["conv9_9"]}, "content_layers"),
+    ({"content_layers": 5}, "content_layers"),
+    ({"style_layers": 5}, "style_layers"),
+    ({"style_layers": ["conv1_1"]}, "style_layers"),
     ({"optimizer": "sgd"}, "optimizer"),
     ({"init": "/etc/passwd"}, "init"),
     ({"init_image": "/etc/passwd"}, "init_image"),
@@ -102,7 +105,8 @@ def test_missing_parts(live_server, content, style_png):
     error_of(as_json, 415)
 
 
-@pytest.mark.parametrize("weights", ["[1]", "[1, -1]", "[0, 0]", "\"heavy\"", "[1, NaN]"])
+@pytest.mark.parametrize("weights", ["[1]", "[1, -1]", "[0, 0]", "\"heavy\"", "[1, NaN]",
+                                     "[1e308, 1e308]", "[1, 1e7]", "[1, Infinity]"])
 def test_bad_style_weights(live_server, content, style_png, weights):
     answer = submit(live_server, content, [style_png, style_png], style_weights=weights)
     assert error_of(answer, 400)["code"] == "bad_style_weights"
@@ -161,10 +165,11 @@ def test_result_before_it_is_ready(live_server, content, style_png):
                         timeout=10)
 
 
-def test_bad_preview_size(live_server, content, style_png):
+@pytest.mark.parametrize("size", ["-5", "²", "１２８", "64.0", "99999999999999999999"])
+def test_bad_preview_size(live_server, content, style_png, size):
     job_id = submit(live_server, content, style_png).json()["id"]
-    assert error_of(get(live_server, f"/v1/jobs/{job_id}/preview?size=-5"), 400)["code"] == (
-        "bad_size")
+    answer = get(live_server, f"/v1/jobs/{job_id}/preview", params={"size": size})
+    assert error_of(answer, 400)["code"] == "bad_size"
 
 
 def test_unknown_route_and_method(live_server):

@@ -201,7 +201,7 @@ def test_health_needs_no_token_and_reports_limits(live_server):
     assert health["device"] == "cpu"
     assert "VGG-19" in health["weights"]
     assert set(health["limits"]) == {"max_upload_bytes", "max_pixels", "max_styles",
-                                     "max_iterations", "max_queue"}
+                                     "max_iterations", "max_queue", "max_event_streams"}
     assert isinstance(health["queue_length"], int)
 
 

@@ -57,3 +57,14 @@ def test_a_tiled_full_resolution_job_reports_its_plan_and_tiles(live_server, sty
     out = np.asarray(Image.open(io.BytesIO(get(live_server, job["urls"]["result"]).content)))
     assert out.shape == pixels.shape
     np.testing.assert_array_equal(out[..., 3], pixels[..., 3])
+
+
+def test_a_huge_style_scale_is_refused(live_server, style_png):
+    """size 8192 with style_scale 8 resizes the style to 8 times the content: here 32768 px
+    square, over 12 GB for the style image alone. The budget is set so that the answer does
+    not depend on the free memory of the machine that runs the test."""
+    content = png_bytes(np.zeros((2048, 4096, 3), np.uint8))
+    answer = submit(live_server, content, style_png,
+                    settings={"size": 8192, "style_scale": 8, "memory_budget": "8GB"})
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["error"]["code"] == "over_memory_budget"

@@ -4,6 +4,9 @@ not even when the server is killed in the middle of running it."""
 from __future__ import annotations
 
 import io
+import socket
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -135,3 +138,41 @@ def test_a_job_that_keeps_killing_the_server_fails_instead_of_looping(tmp_path, 
         assert "stopped 3 times" in status["error"]
     finally:
         server.stop()
+
+
+def test_a_second_server_on_the_same_data_folder_refuses_and_takes_nothing(tmp_path,
+                                                                            style_png):
+    with start_server(tmp_path / "first") as first:
+        job_id = submit(first, png_bytes(rgba_pixels()), style_png, settings=LONG).json()["id"]
+        attempts = wait_running(first, job_id)["attempts"]
+        second = subprocess.run(
+            [sys.executable, "-m", "server", "serve", "--port", "0", "--device", "cpu",
+             "--data-dir", str(first.data_dir), "--config-dir", str(tmp_path / "config2")],
+            capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1
+        assert "already running on the data folder" in second.stderr
+        assert first.url in second.stderr
+        status = get(first, f"/v1/jobs/{job_id}").json()
+        assert (status["state"], status["attempts"]) == ("running", attempts)
+        cancel(first, job_id)
+
+
+def test_a_server_that_cannot_listen_starts_no_job(tmp_path, style_png):
+    with start_server(tmp_path / "first") as first:
+        job_id = submit(first, png_bytes(rgba_pixels()), style_png, settings=LONG).json()["id"]
+        wait_running(first, job_id)
+        first.kill()  # leaves the job "running" in the store, to be rerun by the next start
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            second = subprocess.run(
+                [sys.executable, "-m", "server", "serve", "--device", "cpu",
+                 "--port", str(taken.getsockname()[1]), "--data-dir", str(first.data_dir),
+                 "--config-dir", str(first.config_dir)],
+                capture_output=True, text=True, timeout=120)
+        assert second.returncode == 1 and "cannot listen on" in second.stderr
+        first.start()
+        # One run by the first server, one by its restart; none by the one that could not
+        # listen (which would have been a third).
+        assert wait_running(first, job_id)["attempts"] == 2
+        cancel(first, job_id)

@@ -8,8 +8,11 @@ agreeing on the wire: field names, id format, error codes, headers.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -33,6 +36,7 @@ import nst_client
 from nst_client import (
     ApiError,
     AuthError,
+    BadResponse,
     Client,
     JobCancelled,
     JobFailed,
@@ -379,9 +383,137 @@ def test_run_job_resumes_a_job_by_id(server, client, style):
 
 def test_run_job_refuses_a_result_of_the_wrong_size(server, client, style):
     request = StyleRequest(b"\0" * 4, 1, 1, PixelLayout("RGBA", "u8"), [str(style)], QUICK)
-    job = client.submit_raw(b"\0" * 8, 2, 1, "RGBA", "u8", [style], QUICK)  # another size
-    with pytest.raises(nst_client.NSTClientError, match="8 bytes instead of 4"):
+    job = client.submit_raw(b"\0" * 8, 2, 1, "RGBA", "u8", [style], QUICK)  # larger
+    with pytest.raises(BadResponse, match="more than 4 bytes"):  # read no further than that
         run_job(client, request, job_id=job)
+    larger = StyleRequest(b"\0" * 16, 4, 1, PixelLayout("RGBA", "u8"), [str(style)], QUICK)
+    with pytest.raises(nst_client.NSTClientError, match="8 bytes instead of 16"):
+        run_job(client, larger, job_id=job)
+
+
+# ------------------------------------------------------------------------------ a bad server
+@dataclass
+class Canned:
+    """One answer of :func:`bad_server`."""
+
+    body: bytes
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class BadServer:
+    """A server that answers each path with what a test put in ``answers`` (404 otherwise),
+    and notes the path of each request in ``seen``."""
+
+    url: str
+    answers: dict[str, Canned] = field(default_factory=dict)
+    seen: list[str] = field(default_factory=list)
+
+    def client(self) -> Client:
+        return Client(self.url, TOKEN, timeout=5)
+
+
+@pytest.fixture
+def bad_server() -> Iterator[BadServer]:
+    answers: dict[str, Canned] = {}
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            answer = answers.get(self.path.partition("?")[0], Canned(b"{}", 404))
+            self.send_response(answer.status)
+            headers = {"Content-Length": str(len(answer.body)), **answer.headers}
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            with contextlib.suppress(OSError):  # the client may hang up early, as it should
+                self.wfile.write(answer.body)
+
+        do_POST = do_GET
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True).start()
+    try:
+        yield BadServer(f"http://127.0.0.1:{httpd.server_address[1]}", answers, seen)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+JOB = "0" * 32
+
+
+@pytest.mark.parametrize("body", [b"<html>Welcome to nginx</html>", b"[1, 2]", b"\xff\xfe",
+                                  b""])
+def test_an_answer_that_is_not_a_json_object_is_a_readable_error(bad_server, body):
+    answers = bad_server.answers
+    answers["/v1/health"] = Canned(body)
+    answers[f"/v1/jobs/{JOB}"] = Canned(body)
+    with pytest.raises(BadResponse, match=r"not a JSON object.*another program"):
+        bad_server.client().health()
+    with pytest.raises(BadResponse, match="not a JSON object"):
+        bad_server.client().wait(JOB, poll_interval=0.01)
+
+
+def test_an_accepted_job_without_an_id_is_a_readable_error(bad_server, style):
+    answers = bad_server.answers
+    answers["/v1/jobs"] = Canned(b'{"state": "queued"}', 202)
+    with pytest.raises(BadResponse, match="no job id"):
+        bad_server.client().submit_raw(b"\0" * 4, 1, 1, "RGBA", "u8", [style])
+
+
+def test_answers_are_read_only_up_to_a_bound(bad_server):
+    answers = bad_server.answers
+    answers["/v1/health"] = Canned(b"{" + b" " * nst_client.MAX_JSON_BYTES + b"}")
+    with pytest.raises(BadResponse, match=f"more than {nst_client.MAX_JSON_BYTES} bytes"):
+        bad_server.client().health()
+    # A length announced as too large is refused before a byte of the body is read.
+    answers[f"/v1/jobs/{JOB}/result"] = Canned(b"\0" * 64, headers={
+        "Content-Length": str(2**40)})
+    with pytest.raises(BadResponse, match="more than 1000 bytes for the result"):
+        bad_server.client().result(JOB, max_bytes=1000)
+
+
+def png_bytes(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("body", [png_bytes(129, 10), png_bytes(10, 4000),
+                                  b"GIF89a" + b"\0" * 30])
+def test_a_preview_larger_than_asked_or_not_a_png_is_refused(bad_server, body):
+    answers = bad_server.answers
+    answers[f"/v1/jobs/{JOB}/preview"] = Canned(body)
+    with pytest.raises(BadResponse, match="at most 128x128 pixels"):
+        bad_server.client().preview(JOB, 128)
+    answers[f"/v1/jobs/{JOB}/preview"] = Canned(png_bytes(128, 60))
+    assert bad_server.client().preview(JOB, 128) == png_bytes(128, 60)
+
+
+def test_a_preview_too_many_bytes_for_its_size_is_not_read(bad_server):
+    answers = bad_server.answers
+    answers[f"/v1/jobs/{JOB}/preview"] = Canned(png_bytes(16, 16) + b"\0" * 200_000)
+    with pytest.raises(BadResponse, match="bytes for a preview"):
+        bad_server.client().preview(JOB, 16)
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirects_are_refused_and_the_token_goes_nowhere_else(bad_server, status):
+    answers = bad_server.answers
+    answers["/v1/health"] = Canned(b"", status, {"Location": "/elsewhere"})
+    answers[f"/v1/jobs/{JOB}"] = Canned(b"", status, {"Location": "/elsewhere"})
+    answers["/elsewhere"] = Canned(b'{"state": "done"}')
+    with pytest.raises(BadResponse, match=f"answered {status} with a redirect to /elsewhere"):
+        bad_server.client().status(JOB)
+    with pytest.raises(BadResponse, match="redirect"):
+        bad_server.client().health()
+    assert bad_server.seen == [f"/v1/jobs/{JOB}", "/v1/health"]
 
 
 def test_pixel_layout_names_what_the_server_takes():
@@ -403,3 +535,14 @@ def test_client_module_is_standard_library_only():
         elif isinstance(node, ast.ImportFrom) and node.module:
             modules.add(node.module.split(".")[0])
     assert modules <= set(sys.stdlib_module_names)
+
+
+def test_no_proxy_from_the_environment_sees_the_token(server, bad_server):
+    script = ("import sys, nst_client; "
+              "print(nst_client.Client(sys.argv[1], 'tok').health()['status'])")
+    env = {**os.environ, "http_proxy": bad_server.url, "HTTP_PROXY": bad_server.url,
+           "no_proxy": "", "NO_PROXY": "", "PYTHONPATH": str(Path(nst_client.__file__).parent)}
+    done = subprocess.run([sys.executable, "-c", script, server.url], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
+    assert bad_server.seen == []

@@ -14,8 +14,9 @@ from server import plugin_install
 from server.plugin_install import (
     PluginInstallError,
     enable_krita_plugin,
-    gimp_plugin_dir,
+    gimp_plugin_dirs,
     install_plugin,
+    installed_gimp_version,
     krita_plugin_dir,
     kritarc_path,
     package_plugin,
@@ -75,30 +76,70 @@ def test_krita_folders_per_platform(home):
     assert kritarc_path("linux", env) == home / ".var/app/org.kde.krita/config/kritarc"
 
 
-def test_gimp_folders_per_platform(home):
+def no_gimp() -> None:
+    return None
+
+
+def test_gimp_profile_folders_per_platform(home):
     env = {"HOME": str(home), "APPDATA": r"C:\A"}
-    assert gimp_plugin_dir("linux", env) == home / ".config/GIMP/3.0/plug-ins"
-    assert gimp_plugin_dir("win32", env) == Path(r"C:\A") / "GIMP" / "3.0" / "plug-ins"
-    assert gimp_plugin_dir("darwin", env) == (
-        home / "Library/Application Support/GIMP/3.0/plug-ins"
-    )
+    assert gimp_plugin_dirs("linux", env, "3.0").folders == (home / ".config/GIMP/3.0/plug-ins",)
+    assert gimp_plugin_dirs("win32", env, "3.2").folders == (
+        Path(r"C:\A") / "GIMP" / "3.2" / "plug-ins",)
+    assert gimp_plugin_dirs("darwin", env, "3.0").folders == (
+        home / "Library/Application Support/GIMP/3.0/plug-ins",)
     # Flathub's GIMP sees the host's ~/.config/GIMP (xdg-config/GIMP is mounted into it).
     (home / ".var/app/org.gimp.GIMP").mkdir(parents=True)
-    assert gimp_plugin_dir("linux", env, flatpak=True) == home / ".config/GIMP/3.0/plug-ins"
-    assert gimp_plugin_dir("linux", env) == home / ".config/GIMP/3.0/plug-ins"
+    assert gimp_plugin_dirs("linux", env, "3.0").folders == (home / ".config/GIMP/3.0/plug-ins",)
     # GIMP3_DIRECTORY moves the whole profile: absolute as is, relative to home.
-    assert gimp_plugin_dir("linux", {**env, "GIMP3_DIRECTORY": "/p/gimp"}) == Path(
-        "/p/gimp/plug-ins"
-    )
-    assert gimp_plugin_dir("win32", {**env, "GIMP3_DIRECTORY": "gimp-test"}) == (
-        home / "gimp-test" / "plug-ins"
-    )
+    assert gimp_plugin_dirs("linux", {**env, "GIMP3_DIRECTORY": "/p/gimp"}).folders == (
+        Path("/p/gimp/plug-ins"),)
+    assert gimp_plugin_dirs("win32", {**env, "GIMP3_DIRECTORY": "gimp-test"}).folders == (
+        home / "gimp-test" / "plug-ins",)
+
+
+def test_gimp_plugin_goes_into_every_gimp3_profile_there_is(home):
+    """A GIMP 3.2 that has already run never reads 3.0's profile, and the other way round."""
+    for name in ("3.2", "3.0", "2.10", "3.10-old"):
+        (home / ".config/GIMP" / name).mkdir(parents=True)
+    placed = install_plugin("gimp", env={"HOME": str(home)}, platform="linux")
+    assert placed.folders == (home / ".config/GIMP/3.0/plug-ins/neural-style-transfer",
+                              home / ".config/GIMP/3.2/plug-ins/neural-style-transfer")
+    assert "3.0, 3.2" in placed.reason
+    for folder in placed.folders:
+        assert (folder / "neural-style-transfer.py").is_file()
+    assert not (home / ".config/GIMP/2.10/plug-ins").exists()
+
+
+def test_without_a_profile_the_gimp_on_path_decides_then_the_user(home):
+    env = {"HOME": str(home)}
+    found = gimp_plugin_dirs("linux", env, detect=lambda: "3.2")
+    assert found.folders == (home / ".config/GIMP/3.2/plug-ins",)
+    assert "on PATH" in found.reason
+    with pytest.raises(PluginInstallError, match=r"--gimp-version 3\.2"):
+        gimp_plugin_dirs("linux", env, detect=no_gimp)
+    # A version asked for wins over the profiles found.
+    (home / ".config/GIMP/3.0").mkdir(parents=True)
+    assert gimp_plugin_dirs("linux", env, "3.2", detect=no_gimp).folders == (
+        home / ".config/GIMP/3.2/plug-ins",)
+    with pytest.raises(PluginInstallError, match="not a GIMP 3 version"):
+        gimp_plugin_dirs("linux", env, "2.10")
+    with pytest.raises(PluginInstallError, match="GIMP plugin only"):
+        install_plugin("krita", home / "pykrita", gimp_version="3.2", env=env, platform="linux")
+
+
+def test_gimp_version_is_read_from_the_first_gimp_on_path():
+    outputs = {"gimp-3.0": "GNU Image Manipulation Program version 3.0.4\n"}
+    assert installed_gimp_version(lambda command: outputs.get(command[0])) == "3.0"
+    assert installed_gimp_version(
+        lambda command: "GNU Image Manipulation Program version 3.2.6") == "3.2"
+    assert installed_gimp_version(lambda command: "version 2.10.38") is None
+    assert installed_gimp_version(lambda command: None) is None
 
 
 # ------------------------------------------------------------------------------- krita
 def test_install_krita_places_plugin_client_and_enables_it(home):
     env = {"HOME": str(home)}
-    target = install_plugin("krita", env=env, platform="linux", flatpak=False)
+    [target] = install_plugin("krita", env=env, platform="linux", flatpak=False).folders
     pykrita = home / ".local/share/krita/pykrita"
     assert target == pykrita / "neural_style_transfer"
     assert tree(pykrita) >= KRITA_FILES
@@ -161,9 +202,8 @@ def test_package_krita_zip_is_importable_layout(tmp_path):
 # -------------------------------------------------------------------------------- gimp
 def test_install_gimp_places_executable_plugin_and_client(home, gimp_root):
     env = {"HOME": str(home)}
-    target = install_plugin(
-        "gimp", env=env, platform="linux", flatpak=False, plugins_root=gimp_root
-    )
+    [target] = install_plugin("gimp", gimp_version="3.0", env=env, platform="linux",
+                              flatpak=False, plugins_root=gimp_root).folders
     assert target == home / ".config/GIMP/3.0/plug-ins/neural-style-transfer"
     assert tree(target) == {
         "neural-style-transfer.py",
@@ -178,7 +218,8 @@ def test_install_gimp_places_executable_plugin_and_client(home, gimp_root):
 
 
 def test_install_real_gimp_plugin_carries_its_package_and_shared_modules(home):
-    target = install_plugin("gimp", home / "plug-ins", env={"HOME": str(home)}, platform="linux")
+    [target] = install_plugin("gimp", home / "plug-ins", env={"HOME": str(home)},
+                              platform="linux").folders
     files = tree(target)
     assert {"nst_client.py", "nst_options.py", "nst_gimp/__init__.py"} <= files
     for shared in ("nst_client.py", "nst_options.py"):
@@ -232,7 +273,8 @@ def test_every_shared_module_a_plugin_imports_is_installed_with_it(home, editor,
     imported = _shared_modules_imported(PLUGINS / code)
     assert imported, "the plugin imports no shared module: is this test still looking right?"
     assert imported <= set(plugin_install.SHARED)
-    target = install_plugin(editor, home / "dest", env={"HOME": str(home)}, platform="linux")
+    [target] = install_plugin(editor, home / "dest", env={"HOME": str(home)},
+                              platform="linux").folders
     assert target.name == beside
     for name in plugin_install.SHARED:
         assert (target / name).read_bytes() == (PLUGINS / name).read_bytes()

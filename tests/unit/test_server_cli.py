@@ -31,6 +31,21 @@ def test_install_plugin_success_says_what_to_do_next(tmp_path, capsys, monkeypat
     assert "Installed the gimp plugin" in out and "Filters > Artistic" in out
 
 
+def test_install_plugin_says_which_gimp_profiles_it_chose(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("GIMP3_DIRECTORY", raising=False)
+    for version in ("3.0", "3.2"):
+        (tmp_path / ".config/GIMP" / version).mkdir(parents=True)
+    assert cli.main(["install-plugin", "gimp"]) == 0
+    out = capsys.readouterr().out
+    assert "every GIMP 3 profile found (3.0, 3.2)" in out
+    assert out.count("/plug-ins/neural-style-transfer") == 2
+    assert cli.main(["install-plugin", "gimp", "--gimp-version", "3.4"]) == 0
+    assert "GIMP 3.4, as asked" in capsys.readouterr().out
+    assert (tmp_path / ".config/GIMP/3.4/plug-ins/neural-style-transfer").is_dir()
+
+
 def test_token_is_printed_and_kept(tmp_path, capsys):
     assert cli.main(["token", "--config-dir", str(tmp_path)]) == 0
     first = capsys.readouterr().out.strip()

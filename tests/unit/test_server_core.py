@@ -8,16 +8,28 @@ from __future__ import annotations
 
 import io
 import json
+import struct
+import tracemalloc
+from dataclasses import replace
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from nst_engine import Progress
 from server import imagecodec
 from server.config import Limits, ServerConfig
-from server.errors import BadInput, NoPreview, NotReady, QueueFull, TooLarge, UnknownJob
+from server.errors import (
+    BadInput,
+    NoPreview,
+    NoSpace,
+    NotReady,
+    QueueFull,
+    TooLarge,
+    UnknownJob,
+)
 from server.jobs import JobManager
 from server.rates import DeviceRate
 from server.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobStore
@@ -162,6 +174,53 @@ def test_codec_errors_are_domain_errors():
     assert error.value.code == "invalid_layout"
 
 
+def tiff(pixels: np.ndarray, **options) -> bytes:
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, pixels, **options)
+    return buffer.getvalue()
+
+
+def with_tiles_of(data: bytes, side: int) -> bytes:
+    """A tiled TIFF whose header claims tiles of ``side`` x ``side``, whatever its pixels."""
+    patched = bytearray(data)
+    with tifffile.TiffFile(io.BytesIO(data)) as tif:
+        for tag in ("TileWidth", "TileLength"):
+            struct.pack_into("<I", patched, tif.pages.first.tags[tag].valueoffset, side)
+    return bytes(patched)
+
+
+def peak_bytes_of(call) -> int:
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize(("make", "max_pixels", "error", "message"), [
+    # 100 MB of 16-bit samples, 50 to a pixel, in a 100 KB file
+    (lambda: tiff(np.zeros((1000, 1000, 50), np.uint16), photometric="minisblack",
+                  planarconfig="contig", compression="zlib"),
+     40_000_000, BadInput, "50 samples per pixel"),
+    # 16x16 pixels in one 2048x2048 tile: 25 MB once decoded, for a 1 MP limit
+    (lambda: with_tiles_of(tiff(np.zeros((16, 16, 3), np.uint16), photometric="rgb",
+                                tile=(16, 16)), 2048),
+     1_000_000, TooLarge, "tiles are 2048x2048"),
+    (lambda: tiff(np.zeros((64, 64), bool)), 40_000_000, BadInput, "1 bits per sample"),
+], ids=["50-samples", "huge-tiles", "1-bit"])
+def test_a_tiff_header_is_checked_before_any_pixel_is_decoded(make, max_pixels, error,
+                                                              message):
+    data = make()
+
+    def decode() -> None:
+        with pytest.raises(error, match=message):
+            imagecodec.decode_file(data, max_pixels)
+
+    assert peak_bytes_of(decode) < 2_000_000
+
+
 # ---------------------------------------------------------------------------- jobs and store
 def test_a_job_goes_queued_running_done_and_its_result_is_typed(manager, clock):
     record = manager.submit(submission())
@@ -250,6 +309,38 @@ def test_a_failed_job_says_why(manager):
         manager.result(record.id)
 
 
+def files_of(manager: JobManager, job_id: str) -> set[str]:
+    return {path.name for path in manager.store.folder(job_id).iterdir()}
+
+
+def test_a_job_that_ends_keeps_its_result_and_not_its_inputs(manager):
+    done, failed, cancelled = (manager.submit(submission(mask=True)) for _ in range(3))
+    assert files_of(manager, done.id) == {"content", "style-0", "mask"}
+    manager.take()
+    manager.finish(done.id, imagecodec.EncodedResult(b"x", imagecodec.Form.from_json(
+        done.form)))
+    assert files_of(manager, done.id) == {"result"}
+    manager.take()
+    manager.fail(failed.id, "broken")
+    manager.take()
+    manager.cancel(cancelled.id)
+    queued = manager.submit(submission())
+    manager.cancel(queued.id)
+    for job_id in (failed.id, cancelled.id, queued.id):
+        assert files_of(manager, job_id) == set()
+
+
+def test_a_job_is_refused_while_the_disk_is_nearly_full(config, clock):
+    store = JobStore(config.data_dir)
+    free = store.free_bytes()
+    manager = JobManager(replace(config, min_free_disk=free + 2**30), store, clock=clock)
+    with pytest.raises(NoSpace) as error:
+        manager.submit(submission())
+    assert error.value.code == "disk_full" and "free" in error.value.message
+    assert not list(store.jobs_dir.iterdir())  # nothing was written
+    store.close()
+
+
 def test_unknown_and_malformed_ids(manager):
     for job_id in ("nope", "0" * 32):
         with pytest.raises(UnknownJob):
@@ -308,6 +399,19 @@ def test_expiry_an_hour_after_fetching_or_a_week_unfetched(manager, clock):
     clock.advance(7 * 24 * 3600)
     assert manager.sweep() == 1  # the unfetched one; a queued job never expires
     assert manager.status(queued.id)["state"] == QUEUED
+
+
+def test_folders_that_no_job_owns_are_swept(config, clock):
+    store = JobStore(config.data_dir)
+    store.write_file("a" * 32, "content", b"art")  # a crash came before the row
+    manager = JobManager(config, store, clock=clock)  # the next start
+    assert not store.folder("a" * 32).exists()
+    kept = manager.submit(submission())
+    store.write_file("b" * 32, "content", b"art")
+    manager.sweep()
+    assert not store.folder("b" * 32).exists()
+    assert store.folder(kept.id).exists()
+    store.close()
 
 
 # ----------------------------------------------------------------- the first time estimate

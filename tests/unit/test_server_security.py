@@ -15,6 +15,7 @@ from server.security import (
     allowed_hosts,
     host_allowed,
     load_or_create_token,
+    origin_allowed,
     token_matches,
     write_connection,
 )
@@ -68,3 +69,13 @@ def test_host_header_when_bound_to_all_interfaces():
     assert host_allowed("192.168.1.5:8765", allowed, any_ip=True)
     assert host_allowed("studio.lan:8765", allowed, any_ip=True)
     assert not host_allowed("rebind.attacker.example", allowed, any_ip=True)
+
+
+@pytest.mark.parametrize("origin, ok", [
+    (None, True), ("http://127.0.0.1:8765", True), ("HTTP://LOCALHOST:8765", False),
+    ("http://127.0.0.1:8766", False), ("https://127.0.0.1:8765", False),
+    ("http://evil.example", False), ("null", False), ("", False),
+    ("http://127.0.0.1:8765.evil.example", False),
+])
+def test_only_requests_from_no_page_or_our_own_origin_are_allowed(origin, ok):
+    assert origin_allowed(origin, "http://127.0.0.1:8765") is ok

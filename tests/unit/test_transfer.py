@@ -176,6 +176,9 @@ def test_style_blend_weights_change_the_result(engine, content, style, tiny):
     mostly_stripes = engine.stylize(content, [style, flat], settings, style_blend_weights=[9, 1])
     mostly_flat = engine.stylize(content, [style, flat], settings, style_blend_weights=[1, 9])
     assert not np.allclose(mostly_stripes, mostly_flat)
+    huge = engine.stylize(content, [style, flat], settings, style_blend_weights=[1e308, 1e308])
+    np.testing.assert_array_equal(
+        huge, engine.stylize(content, [style, flat], settings, style_blend_weights=[1, 1]))
     with pytest.raises(SettingsError, match="2 weights for 1 styles"):
         engine.stylize(content, [style], settings, style_blend_weights=[1, 2])
 
