@@ -82,9 +82,13 @@ def document(version: str, limits: Limits) -> dict[str, Any]:
                 "name": "size", "in": "query", "schema": {
                     "type": "integer", "minimum": 16, "maximum": 4096, "default": 512},
                 "description": "Longest side of the preview"}], "get": {
-                "summary": "The latest intermediate image, as PNG",
+                "summary": "The latest intermediate image of a running job, as PNG",
+                "description": "Asking is what makes previews: the next one is made after the "
+                               "next iteration, at this size, then at most one a second while "
+                               "a client asks. None once the job has ended.",
                 "responses": {"200": {"description": "PNG", "content": {"image/png": {}}},
-                              "404": _error("Unknown job, or no preview yet (code no_preview)")}}},
+                              "404": _error("Unknown job, no preview yet, or the job has ended "
+                                            "(code no_preview)")}}},
             "/v1/jobs/{job_id}/result": {"parameters": [_JOB_ID], "get": {
                 "summary": "The result, in the form the content was sent: the same file type "
                            "and bit depth, or raw pixels in the same layout (headers "
