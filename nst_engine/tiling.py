@@ -145,10 +145,16 @@ def _crops(length: int, layers: tuple[str, ...] | list[str]) -> list[tuple[int, 
     return cuts
 
 
+#: No core is smaller than this, however shallow the layers: below it a tile's fixed costs
+#: (a call per layer, the Python between them) outweigh its pixels, and the grids to choose
+#: from (one per number of parts along each side) would grow with the image's size.
+MIN_CORE = 64
+
+
 def min_core(layers: tuple[str, ...] | list[str]) -> int:
-    """The smallest core worth a tile: twice the halo. Smaller cores would spend most of
-    the time on their halos (at this size, three quarters of it already)."""
-    return max(2 * halo(layers), alignment(layers))
+    """The smallest core worth a tile: twice the halo (smaller cores would spend most of the
+    time on their halos; at this size, three quarters of it already), and MIN_CORE."""
+    return max(2 * halo(layers), alignment(layers), MIN_CORE)
 
 
 def smallest_crop(height: int, width: int, layers: tuple[str, ...] | list[str]) -> int:

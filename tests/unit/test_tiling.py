@@ -9,7 +9,7 @@ import torch
 from nst_engine import Settings
 from nst_engine.losses import content_loss, gram_matrix, style_loss
 from nst_engine.objective import Network, Objective, layout
-from nst_engine.tiling import Span, Tile, alignment, halo, plan, spans
+from nst_engine.tiling import MIN_CORE, Span, Tile, alignment, halo, plan, smallest_crop, spans
 from nst_engine.tiling import whole as whole_image
 
 DEFAULT_LAYERS = ("conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
@@ -49,6 +49,17 @@ def test_plan_uses_one_tile_when_it_fits_and_the_fewest_when_not():
     assert (covered == 1).all()  # cores partition the image
     with pytest.raises(ValueError, match="at least"):
         plan(1000, 1000, DEFAULT_LAYERS, 100 * 100)
+
+
+def test_shallow_layers_still_get_tiles_of_a_useful_size():
+    """With conv1_1 alone the halo is 1 px; cores of 2 px would be absurd, and choosing among
+    thousands of grids per side once took a 4000 px job's submission past a minute."""
+    tiles = plan(3000, 4000, ("conv1_1",), 100 * 100)
+    assert min(t.rows.stop - t.rows.start for t in tiles) >= MIN_CORE
+    assert min(t.cols.stop - t.cols.start for t in tiles) >= MIN_CORE
+    assert smallest_crop(3000, 4000, ("conv1_1",)) < (2 * MIN_CORE) ** 2
+    with pytest.raises(ValueError, match="at least"):
+        plan(3000, 4000, ("conv1_1",), 32 * 32)
 
 
 def test_tiled_feature_maps_equal_the_untiled_ones(engine):
