@@ -14,6 +14,7 @@ editor Python from 3.8 up to 3.13.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import mimetypes
 import os
@@ -253,6 +254,9 @@ def _read_bounded(response: Any, limit: int, what: str, url: str) -> bytes:
     announced = response.headers.get("Content-Length", "")
     too_long = announced.isdigit() and int(announced) > limit
     data = b"" if too_long else response.read(limit + 1)
+    if announced.isdigit() and not too_long and len(data) < int(announced):
+        # read(n) returns what came before the connection closed, without complaint.
+        raise http.client.IncompleteRead(data, int(announced) - len(data))
     if not too_long and len(data) <= limit:
         return data
     raise BadResponse(
@@ -339,7 +343,9 @@ class Client:
                 return _read_bounded(response, limit, what, self.url)
         except urllib.error.HTTPError as exc:
             raise self._http_error(exc) from None
-        except (TimeoutError, urllib.error.URLError, OSError) as exc:
+        except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            # HTTPException: an answer cut short (IncompleteRead, BadStatusLine) is what a
+            # server killed mid-answer leaves; like silence, it means the server is gone.
             reason = getattr(exc, "reason", exc)
             raise ServerUnavailable(
                 f"Cannot reach the style transfer server at {self.url} ({reason}). {START_HINT}"

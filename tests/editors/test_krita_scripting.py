@@ -280,6 +280,7 @@ def test_a_job_survives_a_server_crash_and_is_resumed(editor_chroot, krita_plugi
         crash = pool.submit(crash_and_restart_while_running, server)
         info, files = run(editor_chroot, krita_plugin, server, {"resume": True})
         crash.result()
+    assert "gone" in info, info.get("error") or "the job ended before the server was killed"
     gone = info["gone"]
     assert f"resumed (job id {gone['job_id']})" in gone["message"]
     assert gone["layers"] == info["layers_before"]  # nothing added while the server was away

@@ -479,6 +479,18 @@ def test_answers_are_read_only_up_to_a_bound(bad_server):
         bad_server.client().result(JOB, max_bytes=1000)
 
 
+def test_an_answer_cut_short_means_the_server_is_gone(bad_server):
+    """A server killed while it answers leaves a body shorter than announced: that is the
+    server going away (ServerGone keeps the job to resume), not a bad answer or a crash."""
+    bad_server.answers[f"/v1/jobs/{JOB}"] = Canned(b'{"state": "run', headers={
+        "Content-Length": "1000"})
+    with pytest.raises(ServerUnavailable, match="Cannot reach"):
+        bad_server.client().status(JOB)
+    with pytest.raises(ServerGone) as gone:
+        bad_server.client().wait(JOB, poll_interval=0.01, gone_after=0.1)
+    assert gone.value.job_id == JOB
+
+
 def png_bytes(width: int, height: int) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", (width, height)).save(buffer, "PNG")
