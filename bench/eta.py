@@ -27,7 +27,7 @@ sys.path.insert(0, str(BENCH.parent))
 
 from nst_engine import Progress, Settings, StyleTransfer  # noqa: E402
 from nst_engine.images import load_image  # noqa: E402
-from server.rates import DeviceRate  # noqa: E402
+from nst_server.rates import DeviceRate  # noqa: E402
 
 
 def run(engine: StyleTransfer, content, style, settings: Settings) -> list[Progress]:

@@ -1,4 +1,4 @@
-"""``python -m server``: the same as the ``nst-server`` command."""
+"""``python -m nst_server``: the same as the ``nst-server`` command."""
 
 import sys
 

@@ -41,7 +41,7 @@ class LiveServer:
         self.folder.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "a")  # noqa: SIM115 - the child writes to it until it stops
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "server", "serve", "--port", str(port), "--device", "cpu",
+            [sys.executable, "-m", "nst_server", "serve", "--port", str(port), "--device", "cpu",
              "--data-dir", str(self.data_dir), "--config-dir", str(self.config_dir),
              *self.options],
             stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,

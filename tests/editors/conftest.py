@@ -19,7 +19,7 @@ from pathlib import Path
 import harness
 import pytest
 
-from server.plugin_install import install_plugin
+from nst_server.plugin_install import install_plugin
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

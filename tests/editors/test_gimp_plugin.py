@@ -31,7 +31,7 @@ from sample_images import (
     png,
 )
 
-from server.plugin_install import install_plugin
+from nst_server.plugin_install import install_plugin
 
 # A few iterations more than the least: two barely move the pixels (mean change < 4 of 255).
 DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 10, "size": 64}

@@ -16,7 +16,7 @@ def _imports() -> dict[str, set[str]]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom) and node.level == 1:
                 names |= {node.module} if node.module else {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("server."):
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nst_server."):
                 names.add(node.module.split(".")[1])
         graph[path.stem] = {name for name in names if (SERVER / f"{name}.py").exists()}
     return graph
@@ -57,7 +57,7 @@ def test_only_the_web_layer_speaks_http():
 
 def test_every_domain_error_has_an_http_status():
     """A new domain error without a status would answer 500 instead of saying what is wrong."""
-    from server.api import STATUS
-    from server.errors import ServerError
+    from nst_server.api import STATUS
+    from nst_server.errors import ServerError
 
     assert set(ServerError.__subclasses__()) == set(STATUS)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from server.datalock import DataFolderBusy, DataLock
-from server.security import load_or_create_token
-from server.store import JobRecord, JobStore
+from nst_server.datalock import DataFolderBusy, DataLock
+from nst_server.security import load_or_create_token
+from nst_server.store import JobRecord, JobStore
 
 
 def test_a_second_lock_on_the_folder_says_who_holds_it(tmp_path):

@@ -27,8 +27,8 @@ from PIL import Image
 from stub_engine import StubEngine
 from werkzeug.serving import make_server
 
-from server.app import create_app
-from server.config import Limits, ServerConfig
+from nst_server.app import create_app
+from nst_server.config import Limits, ServerConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins"))
 

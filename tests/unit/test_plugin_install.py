@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from server import plugin_install
-from server.plugin_install import (
+from nst_server import plugin_install
+from nst_server.plugin_install import (
     PluginInstallError,
     enable_krita_plugin,
     gimp_plugin_dirs,

@@ -16,8 +16,8 @@ from flask import Flask
 from PIL import Image
 from stub_engine import StubEngine
 
-from server.app import create_app
-from server.config import Limits, ServerConfig
+from nst_server.app import create_app
+from nst_server.config import Limits, ServerConfig
 
 TOKEN = "t0ken"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -58,7 +58,7 @@ def test_a_500_says_only_internal_error_and_an_id_the_log_also_has(app, caplog):
         raise RuntimeError(f"cannot open {SECRET_PATH}")
 
     app.extensions["nst"].health = broken
-    with caplog.at_level(logging.ERROR, logger="server.http_errors"):
+    with caplog.at_level(logging.ERROR, logger="nst_server.http_errors"):
         answer = app.test_client().get("/v1/health")
     assert answer.status_code == 500
     error = answer.get_json()["error"]
@@ -80,7 +80,7 @@ def test_a_crashed_job_fails_without_the_exception_text(app, engine, monkeypatch
     client = app.test_client()
     job_id = submit(app)
     deadline = time.monotonic() + 10
-    with caplog.at_level(logging.ERROR, logger="server.worker"):
+    with caplog.at_level(logging.ERROR, logger="nst_server.worker"):
         while (status := client.get(f"/v1/jobs/{job_id}", headers=AUTH).get_json()
                )["state"] != "failed":
             assert time.monotonic() < deadline, status

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server import cli
+from nst_server import cli
 
 
 def test_install_plugin_failure_is_one_line_and_exit_1(tmp_path, capsys):

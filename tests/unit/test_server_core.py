@@ -19,9 +19,9 @@ from PIL import Image
 from werkzeug.datastructures import FileStorage, MultiDict
 
 from nst_engine import Progress
-from server import imagecodec
-from server.config import Limits, ServerConfig
-from server.errors import (
+from nst_server import imagecodec
+from nst_server.config import Limits, ServerConfig
+from nst_server.errors import (
     BadInput,
     NoPreview,
     NoSpace,
@@ -30,11 +30,11 @@ from server.errors import (
     TooLarge,
     UnknownJob,
 )
-from server.jobs import JobManager
-from server.rates import DeviceRate
-from server.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobStore
-from server.submission import Submission, parse_submission
-from server.worker import Worker
+from nst_server.jobs import JobManager
+from nst_server.rates import DeviceRate
+from nst_server.store import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobStore
+from nst_server.submission import Submission, parse_submission
+from nst_server.worker import Worker
 
 QUICK = {"preset": "draft", "size": 32, "scales": 1, "initial_iterations": 2}
 

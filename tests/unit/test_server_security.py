@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from server import paths
-from server.security import (
+from nst_server import paths
+from nst_server.security import (
     allowed_hosts,
     host_allowed,
     load_or_create_token,
