@@ -20,7 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 EDITORS = ("krita", "gimp")
-PLUGINS_ROOT = Path(__file__).resolve().parents[1] / "plugins"
+
+
+def _plugins_root() -> Path:
+    """Where the plugins' files are: ``nst_server/plugins/`` inside an installed package (a
+    wheel, ``pip install .``, pipx), else ``plugins/`` beside ``server/`` in the source tree
+    (a checkout, an editable install)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "plugins"
+    return packaged if packaged.is_dir() else here.parent / "plugins"
+
+
+PLUGINS_ROOT = _plugins_root()
 #: The modules in plugins/ that both plugins import (through their ``shared`` module).
 SHARED = ("nst_client.py", "nst_options.py")
 KRITA_NAME = "neural_style_transfer"  # X-KDE-Library in the .desktop file and the package name
@@ -195,7 +206,7 @@ def _sources(editor: str, plugins_root: Path) -> list[tuple[Path, str]]:
     if missing:
         raise PluginInstallError(
             f"The {editor} plugin's files are missing ({', '.join(missing)}). Reinstall "
-            f"neural-style-transfer from its source folder, which contains plugins/."
+            f"neural-style-transfer (pip install .) from its source folder."
         )
     return files
 
