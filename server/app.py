@@ -44,6 +44,11 @@ def create_app(config: ServerConfig, engines: Sequence[StyleTransfer] | None = N
             raise ApiError(403, "bad_origin", "requests from web pages are refused: this "
                            "server is for the editors' plugins and scripts on this machine")
 
+    @app.before_request
+    def _note_activity() -> None:
+        # After the Host and Origin checks: a web page knocking does not keep the server up.
+        service.activity.touch()
+
     app.register_blueprint(api.bp)
     if start:
         service.start()

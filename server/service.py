@@ -16,6 +16,7 @@ from . import __version__
 from .config import ServerConfig
 from .datalock import DataLock
 from .errors import TooLarge
+from .idle import Activity
 from .jobs import JobManager
 from .store import JobStore
 from .submission import Submission
@@ -37,6 +38,8 @@ class Service:
         self.workers = [Worker(self.manager, engine) for engine in engines]
         #: One per open ``/events`` stream (see ``Limits.max_event_streams``).
         self.event_streams = threading.BoundedSemaphore(config.limits.max_event_streams)
+        #: When the server was last used, for ``--idle-timeout`` (see :mod:`.idle`).
+        self.activity = Activity(self.busy)
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, daemon=True, name="nst-sweeper")
 
@@ -53,6 +56,10 @@ class Service:
             worker.join(timeout)
         self.store.close()
         self.data_lock.release()
+
+    def busy(self) -> bool:
+        """Whether a job is queued or running."""
+        return self.manager.queue_length() > 0 or self.manager.running() > 0
 
     def health(self) -> dict:
         first = self.workers[0].description

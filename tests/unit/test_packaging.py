@@ -8,6 +8,7 @@ install's hooks found there)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -100,6 +101,13 @@ def test_install_plugin_works_from_the_installed_wheel(installed, tmp_path):
     gimp = home / ".config/GIMP/3.0/plug-ins/neural-style-transfer"
     assert os.access(gimp / "neural-style-transfer.py", os.X_OK)
     assert (gimp / "nst_client.py").read_bytes() == (ROOT / "plugins/nst_client.py").read_bytes()
+
+    record = json.loads((home / ".config/nst-server/launch.json").read_text())
+    assert record["command"][:4] == [str(installed / "python"), "-m", "nst_server", "serve"]
+    # The command the editors will run starts this installation's server.
+    help_text = subprocess.run([*record["command"][:4], "--help"], capture_output=True,
+                               text=True, cwd=tmp_path, env=env, check=True).stdout
+    assert "--idle-timeout" in help_text
 
 
 def test_package_plugin_works_from_the_installed_wheel(installed, tmp_path):

@@ -26,6 +26,7 @@ def test_package_plugin_failure_is_one_line_and_exit_1(tmp_path, capsys, monkeyp
 
 def test_install_plugin_success_says_what_to_do_next(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)  # launch.json goes into the HOME
     assert cli.main(["install-plugin", "gimp", "--dest", str(tmp_path / "plug-ins")]) == 0
     out = capsys.readouterr().out
     assert "Installed the gimp plugin" in out and "Filters > Artistic" in out
