@@ -5,6 +5,7 @@
     nst-server install-plugin krita|gimp     put a plugin in the editor's folder
     nst-server package-plugin krita -o nst-krita.zip
     nst-server token                         the token scripts send as a Bearer token
+    nst-server doctor                        check what decides whether it will work
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ from pathlib import Path
 
 from nst_engine import NSTError, memory
 
-from . import __version__, launch, paths, plugin_install
+from . import __version__, doctor, launch, paths, plugin_install
 from .config import DEFAULT_HOST, DEFAULT_PORT, Limits, ServerConfig
 from .datalock import DataFolderBusy
 from .idle import stop_when_idle
 from .security import LOOPBACK_NAMES, load_or_create_token, write_connection
 
 log = logging.getLogger("nst-server")
-COMMANDS = ("serve", "install-plugin", "package-plugin", "token")
+COMMANDS = ("serve", "install-plugin", "package-plugin", "token", "doctor")
 #: The log file is rotated at this size (one older file is kept), so a server that runs for
 #: months does not fill the disk.
 LOG_FILE_BYTES = 2 * 2**20
@@ -172,6 +173,12 @@ def _package(args: argparse.Namespace) -> int:
     return 0
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    findings = doctor.examine(port=args.port)
+    print(doctor.report(findings))
+    return 1 if any(finding.problem for finding in findings) else 0
+
+
 def _minutes(text: str) -> float:
     try:
         minutes = float(text)
@@ -254,6 +261,12 @@ def _parser() -> argparse.ArgumentParser:
         else:
             command.add_argument("-o", "--output", type=Path, required=True,
                                  help="zip file to write")
+
+    check = commands.add_parser("doctor", help="check the things that decide whether the "
+                                "server and plugins will work, and say what to do")
+    check.set_defaults(run=_doctor)
+    check.add_argument("--port", type=int, help="the port to check (default: the one in "
+                       f"connection.json, else {DEFAULT_PORT})")
 
     token = commands.add_parser("token", help="print the access token (made at first use)")
     token.set_defaults(run=_token)

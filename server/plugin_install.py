@@ -321,6 +321,25 @@ def enable_krita_plugin(kritarc: Path, name: str = KRITA_NAME) -> None:
     os.replace(temporary, kritarc)
 
 
+def krita_plugin_enabled(kritarc: Path, name: str = KRITA_NAME) -> bool:
+    """Whether kritarc switches the plugin on (``enable_<name>=true`` under ``[python]``):
+    Krita loads a plugin in ``pykrita`` only then."""
+    try:
+        lines = kritarc.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    section = None
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped
+        elif section == "[python]":
+            key, _, value = stripped.partition("=")
+            if key.strip() == f"enable_{name}":
+                return value.strip().lower() == "true"
+    return False
+
+
 # ------------------------------------------------------------------------------------ package
 def package_plugin(
     editor: str, output: str | os.PathLike, *, plugins_root: str | os.PathLike | None = None
