@@ -28,11 +28,18 @@ log = logging.getLogger(__name__)
 class Service:
     """Everything the API serves from: the job store and queue, and one worker per device."""
 
-    def __init__(self, config: ServerConfig, engines: Sequence[StyleTransfer]) -> None:
+    def __init__(self, config: ServerConfig,
+                 engines: Sequence[StyleTransfer] | None = None) -> None:
+        """``engines``: already loaded models (tests share them); by default one is loaded
+        per configured device, once the data folder is ours."""
         self.config = config
         # Before the store is opened: recovering jobs re-queues them, which only the one
-        # server that owns the folder may do (DataFolderBusy otherwise).
+        # server that owns the folder may do (DataFolderBusy otherwise). And before the
+        # models are loaded: a second server, such as two editors starting one at the same
+        # time, must give way at once, not after loading VGG-19 for nothing.
         self.data_lock = DataLock.acquire(config.data_dir)
+        if engines is None:
+            engines = load_engines(config)
         self.store = JobStore(config.data_dir)
         self.manager = JobManager(config, self.store, workers=len(engines))
         self.workers = [Worker(self.manager, engine) for engine in engines]
