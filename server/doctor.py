@@ -46,7 +46,7 @@ def examine(port: int | None = None, env: Mapping[str, str] | None = None,
             run: Runner | None = None) -> list[Finding]:
     """Every check, in the order a new user meets them (``env`` replaces os.environ)."""
     config_dir, data_dir = paths.config_dir(env), paths.data_dir(env)
-    plugins = [*check_krita(env), *check_gimp(env)]
+    plugins = [*check_krita(env), *check_gimp(env), *check_flatpak(env)]
     return [
         *check_torch(),
         check_weights(),
@@ -218,6 +218,20 @@ def check_gimp(env: Mapping[str, str] | None = None) -> list[Finding]:
             found += [Finding(OK, topic, f"plug-in installed in {folder}"),
                       *_stale(folder, "gimp")]
     return found
+
+
+#: Flathub's editors: a sandbox that may not start programs outside it, such as the server.
+FLATPAK_EDITORS = {"org.kde.krita": "Krita", "org.gimp.GIMP": "GIMP"}
+
+
+def check_flatpak(env: Mapping[str, str] | None = None) -> list[Finding]:
+    """A note for each Flatpak editor: its plugin cannot start the server by itself."""
+    return [Finding(NOTE, f"{name} flatpak", f"{name} from Flathub cannot start the server by "
+                    "itself (its sandbox may not run programs outside it)",
+                    "start the server yourself before using the plugin: nst-server (or add "
+                    "it to your desktop's autostart)")
+            for app_id, name in FLATPAK_EDITORS.items()
+            if plugin_install.uses_flatpak(app_id, env)]
 
 
 def _stale(installed: Path, editor: str) -> list[Finding]:

@@ -54,11 +54,12 @@ def _home(env: Mapping[str, str]) -> Path:
     return Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
 
 
-def _uses_flatpak(app_id: str, env: Mapping[str, str], flatpak: bool | None) -> bool:
+def uses_flatpak(app_id: str, env: Mapping[str, str] | None = None,
+                 flatpak: bool | None = None) -> bool:
     """Flatpak editors keep their files under ~/.var/app/ID; use that once it exists."""
     if flatpak is not None:
         return flatpak
-    return (_home(env) / ".var" / "app" / app_id).is_dir()
+    return (_home(_env(env)) / ".var" / "app" / app_id).is_dir()
 
 
 def krita_plugin_dir(
@@ -71,7 +72,7 @@ def krita_plugin_dir(
         return Path(env.get("APPDATA") or home / "AppData" / "Roaming") / "krita" / "pykrita"
     if platform == "darwin":
         return home / "Library" / "Application Support" / "krita" / "pykrita"
-    if _uses_flatpak("org.kde.krita", env, flatpak):
+    if uses_flatpak("org.kde.krita", env, flatpak):
         return home / ".var" / "app" / "org.kde.krita" / "data" / "krita" / "pykrita"
     data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
     return data / "krita" / "pykrita"
@@ -87,7 +88,7 @@ def kritarc_path(
         return Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local") / "kritarc"
     if platform == "darwin":
         return home / "Library" / "Preferences" / "kritarc"
-    if _uses_flatpak("org.kde.krita", env, flatpak):
+    if uses_flatpak("org.kde.krita", env, flatpak):
         return home / ".var" / "app" / "org.kde.krita" / "config" / "kritarc"
     return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kritarc"
 

@@ -165,6 +165,13 @@ def test_gimp_plugin_per_profile(env):
     assert finding.level == PROBLEM and "not executable" in finding.found
 
 
+def test_flatpak_editors_are_told_to_start_the_server_themselves(env):
+    assert doctor.check_flatpak(env) == []
+    (home_of(env) / ".var/app/org.gimp.GIMP").mkdir(parents=True)
+    [note] = doctor.check_flatpak(env)
+    assert note.topic == "GIMP flatpak" and note.level == NOTE and "nst-server" in note.fix
+
+
 # ------------------------------------------------------------------------------ launch.json
 def test_launch_file_missing_gone_not_ours_and_fine(tmp_path):
     def runs(status: int):
