@@ -14,6 +14,7 @@ import argparse
 import functools
 import logging
 import logging.handlers
+import math
 import os
 import signal
 import sys
@@ -56,6 +57,9 @@ def _serve(args: argparse.Namespace) -> int:
         # Logged, not only printed: for a server an editor started, the log file is the only
         # place where the user (and the plugin's error message) can see why it stopped.
         log.error("%s", error)
+        return 1
+    except Exception:
+        log.exception("the server stopped on an unexpected error")  # a bug: the traceback
         return 1
 
 
@@ -183,8 +187,8 @@ def _minutes(text: str) -> float:
     try:
         minutes = float(text)
     except ValueError:
-        minutes = -1.0
-    if not minutes >= 0 or minutes == float("inf"):
+        minutes = math.nan
+    if not (math.isfinite(minutes) and minutes >= 0):
         raise argparse.ArgumentTypeError(f"'{text}' is not a number of minutes (0: never)")
     return minutes
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import stat
+
+import pytest
+
 from nst_server import cli
 
 
@@ -52,3 +57,30 @@ def test_token_is_printed_and_kept(tmp_path, capsys):
     first = capsys.readouterr().out.strip()
     assert cli.main(["token", "--config-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == first and len(first) >= 32
+
+
+@pytest.fixture
+def root_logging():
+    """`serve` configures the root logger for the whole process: put it back afterwards."""
+    saved = logging.root.handlers[:]
+    yield
+    for handler in logging.root.handlers:
+        if handler not in saved:
+            handler.close()
+    logging.root.handlers[:] = saved
+
+
+def test_a_server_that_fails_says_why_in_its_log_file(tmp_path, monkeypatch, root_logging):
+    """A server an editor started has no terminal: the log file is where the plugin finds why
+    it stopped, a bug's traceback included."""
+
+    def broken(args) -> int:
+        raise RuntimeError("CUDA driver too old")
+
+    monkeypatch.setattr(cli, "_run_server", broken)
+    log = tmp_path / "data" / "server.log"
+    assert cli.main(["serve", "--log-file", str(log)]) == 1
+    text = log.read_text()
+    assert "the server stopped on an unexpected error" in text
+    assert "RuntimeError: CUDA driver too old" in text
+    assert stat.S_IMODE(log.stat().st_mode) == 0o600
