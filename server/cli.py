@@ -65,7 +65,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _log_to(log_file: Path | None) -> None:
     """Log to stderr, and also to ``log_file`` (appended, private) when one is given."""
-    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    # No stderr at all under pythonw.exe, or when a launcher closed it.
+    handlers: list[logging.Handler] = [logging.StreamHandler()] if sys.stderr else []
     if log_file is not None:
         # Not private_dir: the folder may be the user's own (or /tmp), whose mode is theirs.
         log_file.parent.mkdir(parents=True, exist_ok=True)

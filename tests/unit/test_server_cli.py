@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
 from nst_server import cli
+from nst_server.datalock import DataLock
 
 
 def test_install_plugin_failure_is_one_line_and_exit_1(tmp_path, capsys):
@@ -84,3 +88,23 @@ def test_a_server_that_fails_says_why_in_its_log_file(tmp_path, monkeypatch, roo
     assert "the server stopped on an unexpected error" in text
     assert "RuntimeError: CUDA driver too old" in text
     assert stat.S_IMODE(log.stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(os.name == "nt", reason="closes descriptors with a POSIX shell")
+def test_a_detached_server_that_must_give_way_exits_1_and_logs_why(tmp_path):
+    """Started as a launcher may start it (no stdin, stdout or stderr at all) on a data folder
+    another server holds: it ends at once, before loading any model, and only its log says
+    why."""
+    data, log = tmp_path / "data", tmp_path / "data" / "server.log"
+    holder = DataLock.acquire(data)
+    holder.announce("http://127.0.0.1:8765")
+    try:
+        done = subprocess.run(
+            ["sh", "-c", 'exec "$@" <&- >&- 2>&-', "sh", sys.executable, "-m", "nst_server",
+             "serve", "--data-dir", str(data), "--config-dir", str(tmp_path / "config"),
+             "--log-file", str(log), "--idle-timeout", "30"], timeout=120, cwd=tmp_path)
+    finally:
+        holder.release()
+    assert done.returncode == 1
+    [line] = log.read_text().splitlines()
+    assert "already running on the data folder" in line and "http://127.0.0.1:8765" in line
