@@ -255,7 +255,7 @@ def check_launch(config_dir: Path, run: Runner) -> Finding:
     try:
         started = launch.read_launch(config_dir)
     except launch.LaunchFileError as error:
-        return Finding(PROBLEM, topic, str(error).split(";")[0],
+        return Finding(PROBLEM, topic, error.problem,
                        "nst-server install-plugin krita (or gimp): it writes the file")
     python = Path(started.command[0])
     if not (python.is_file() and os.access(python, os.X_OK)):

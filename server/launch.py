@@ -67,6 +67,16 @@ def launch_for(config_dir: Path, data_dir: Path, idle_minutes: float,
     return Launch(command, log)
 
 
+class LaunchFileError(Exception):
+    """``launch.json`` is missing or unreadable; the message says which and what to do."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(f"{problem}; run `nst-server install-plugin krita` (or gimp) again "
+                         f"to rewrite it")
+        #: What is wrong, without the advice (``nst-server doctor`` gives its own).
+        self.problem = problem
+
+
 def write_launch(config_dir: Path, launch: Launch) -> Path:
     """Write ``launch.json`` (0600, atomically) into ``config_dir``; return its path."""
     path = config_dir / LAUNCH_FILE
@@ -75,21 +85,16 @@ def write_launch(config_dir: Path, launch: Launch) -> Path:
     return path
 
 
-class LaunchFileError(Exception):
-    """``launch.json`` is missing or unreadable; the message says which and what to do."""
-
-
 def read_launch(config_dir: Path) -> Launch:
     """Read ``launch.json`` back (for ``nst-server doctor``), checking its shape."""
     path = config_dir / LAUNCH_FILE
-    fix = "run `nst-server install-plugin krita` (or gimp) again to rewrite it"
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise LaunchFileError(f"{path} does not exist: the editors cannot start the server; "
-                              f"{fix}") from None
+        raise LaunchFileError(f"{path} does not exist: the editors cannot start the "
+                              f"server") from None
     except (OSError, ValueError) as error:
-        raise LaunchFileError(f"{path} cannot be read ({error}); {fix}") from None
+        raise LaunchFileError(f"{path} cannot be read ({error})") from None
     if not isinstance(record, dict):
         record = {}
     command, log = record.get("command"), record.get("log")
@@ -97,5 +102,5 @@ def read_launch(config_dir: Path) -> Launch:
              and all(isinstance(part, str) for part in command) and isinstance(log, str))
     if not valid:
         raise LaunchFileError(f"{path} is not a version {VERSION} launch file with a command "
-                              f"and a log; {fix}")
+                              f"and a log")
     return Launch(tuple(command), Path(log))
