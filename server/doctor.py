@@ -45,15 +45,16 @@ class Finding:
 def examine(port: int | None = None, env: Mapping[str, str] | None = None,
             run: Runner | None = None) -> list[Finding]:
     """Every check, in the order a new user meets them (``env`` replaces os.environ)."""
-    config_dir, data_dir = paths.config_dir(env), paths.data_dir(env)
-    plugins = [*check_krita(env), *check_gimp(env), *check_flatpak(env)]
+    config_dir = paths.config_dir(env)
     return [
         *check_torch(),
         check_weights(),
         check_folder("config folder", config_dir),
-        check_folder("data folder", data_dir),
+        check_folder("data folder", paths.data_dir(env)),
         check_port(port if port is not None else configured_port(config_dir)),
-        *plugins,
+        *check_krita(env),
+        *check_gimp(env),
+        *check_flatpak(env),
         check_launch(config_dir, run or _exit_status),
     ]
 
