@@ -15,14 +15,14 @@ from . import api
 from .config import ServerConfig
 from .http_errors import ApiError, register_error_handlers
 from .security import WILDCARDS, allowed_hosts, host_allowed, origin_allowed
-from .service import Service, load_engines
+from .service import Service
 
 
 def create_app(config: ServerConfig, engines: Sequence[StyleTransfer] | None = None,
                *, start: bool = True) -> Flask:
     """The Flask app serving ``config``. Pass ``engines`` to share already loaded models
     (tests do); ``start=False`` leaves the workers idle, so jobs stay queued."""
-    service = Service(config, engines if engines is not None else load_engines(config))
+    service = Service(config, engines)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = config.limits.max_upload_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = 1024 * 1024  # settings and layout JSON, not images
@@ -43,6 +43,11 @@ def create_app(config: ServerConfig, engines: Sequence[StyleTransfer] | None = N
         if not origin_allowed(request.headers.get("Origin"), request.host_url.rstrip("/")):
             raise ApiError(403, "bad_origin", "requests from web pages are refused: this "
                            "server is for the editors' plugins and scripts on this machine")
+
+    @app.before_request
+    def _note_activity() -> None:
+        # After the Host and Origin checks: a web page knocking does not keep the server up.
+        service.activity.touch()
 
     app.register_blueprint(api.bp)
     if start:

@@ -5,25 +5,35 @@
     nst-server install-plugin krita|gimp     put a plugin in the editor's folder
     nst-server package-plugin krita -o nst-krita.zip
     nst-server token                         the token scripts send as a Bearer token
+    nst-server doctor                        check what decides whether it will work
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
+import logging.handlers
+import math
+import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 from nst_engine import NSTError, memory
 
-from . import __version__, paths, plugin_install
+from . import __version__, doctor, launch, paths, plugin_install
 from .config import DEFAULT_HOST, DEFAULT_PORT, Limits, ServerConfig
 from .datalock import DataFolderBusy
+from .idle import stop_when_idle
 from .security import LOOPBACK_NAMES, load_or_create_token, write_connection
 
 log = logging.getLogger("nst-server")
-COMMANDS = ("serve", "install-plugin", "package-plugin", "token")
+COMMANDS = ("serve", "install-plugin", "package-plugin", "token", "doctor")
+#: The log file is rotated at this size (one older file is kept), so a server that runs for
+#: months does not fill the disk.
+LOG_FILE_BYTES = 2 * 2**20
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,11 +50,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _log_to(args.log_file)
+    try:
+        return _run_server(args)
+    except (NSTError, OSError, ValueError, DataFolderBusy) as error:
+        # Logged, not only printed: for a server an editor started, the log file is the only
+        # place where the user (and the plugin's error message) can see why it stopped.
+        log.error("%s", error)
+        return 1
+    except Exception:
+        log.exception("the server stopped on an unexpected error")  # a bug: the traceback
+        return 1
+
+
+def _log_to(log_file: Path | None) -> None:
+    """Log to stderr, and also to ``log_file`` (appended, private) when one is given."""
+    # No stderr at all under pythonw.exe, or when a launcher closed it.
+    handlers: list[logging.Handler] = [logging.StreamHandler()] if sys.stderr else []
+    if log_file is not None:
+        # Not private_dir: the folder may be the user's own (or /tmp), whose mode is theirs.
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
+        paths.private_file(log_file)
+        handlers.append(logging.handlers.RotatingFileHandler(
+            log_file, maxBytes=LOG_FILE_BYTES, backupCount=1, encoding="utf-8"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        handlers=handlers, force=True)
+
+
+def _run_server(args: argparse.Namespace) -> int:
     import waitress
 
     from .app import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.host not in LOOPBACK_NAMES:
         log.warning("listening on %s: other machines on the network can reach this server "
                     "(they still need the token)", args.host)
@@ -81,15 +119,23 @@ def _serve(args: argparse.Namespace) -> int:
     health = service.health()
     print(f"nst-server listening on {url} (device {health['device']}, "
           f"weights {health['weights']})", flush=True)
-    log.info("plugins find this server through %s", connection)
+    log.info("listening on %s; plugins find this server through %s", url, connection)
     signal.signal(signal.SIGTERM, _interrupt)
+    halt = threading.Event()
+    if args.idle_timeout:
+        # The same clean stop as `kill`: the SIGTERM handler above, run by the main thread.
+        # (Not SIGINT: a program started in the background by a shell ignores it.)
+        stop_when_idle(service.activity, args.idle_timeout * 60,
+                       functools.partial(signal.raise_signal, signal.SIGTERM), halt)
     try:
-        server.run()
+        server.run()  # returns on SIGTERM, Ctrl+C or the idle time: waitress catches them
     except KeyboardInterrupt:
-        log.info("stopping; unfinished jobs run again at the next start")
+        pass
     finally:
+        halt.set()
         server.close()
         service.stop()
+    log.info("stopped; unfinished jobs run again at the next start")
     return 0
 
 
@@ -114,6 +160,12 @@ def _install(args: argparse.Namespace) -> int:
     print(f"Installed the {args.editor} plugin ({placed.reason}) in:")
     for folder in placed.folders:
         print(f"  {folder}")
+    started = launch.launch_for(paths.config_dir(), paths.data_dir(), args.idle_timeout)
+    written = launch.write_launch(paths.config_dir(), started)
+    stops = (f"stops after {args.idle_timeout:g} minutes without use" if args.idle_timeout
+             else "runs until you stop it")
+    print(f"The plugin starts the server when it is not running ({written}); that server "
+          f"{stops} and logs to {started.log}.")
     if args.editor == "krita":
         print("Restart Krita, then use Filter > Neural Style Transfer.")
     else:
@@ -124,6 +176,22 @@ def _install(args: argparse.Namespace) -> int:
 def _package(args: argparse.Namespace) -> int:
     print(f"Wrote {plugin_install.package_plugin(args.editor, args.output)}")
     return 0
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    findings = doctor.examine(port=args.port)
+    print(doctor.report(findings))
+    return 1 if any(finding.problem for finding in findings) else 0
+
+
+def _minutes(text: str) -> float:
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = math.nan
+    if not (math.isfinite(minutes) and minutes >= 0):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of minutes (0: never)")
+    return minutes
 
 
 def _token(args: argparse.Namespace) -> int:
@@ -174,6 +242,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=16,
                        help="HTTP threads: polling clients and event streams each hold one "
                             "while they wait (default: %(default)s)")
+    serve.add_argument("--idle-timeout", type=_minutes, default=0.0, metavar="MINUTES",
+                       help="stop after this many minutes with no request and no job "
+                            "(default: 0, never; a server an editor starts uses the time "
+                            "chosen at install-plugin)")
+    serve.add_argument("--log-file", type=Path, metavar="PATH",
+                       help="also append the log to this file (rotated at 2 MB)")
 
     for name, verb in (("install-plugin", "install"), ("package-plugin", "package")):
         command = commands.add_parser(name, help=f"{verb} the Krita or GIMP plugin")
@@ -185,9 +259,19 @@ def _parser() -> argparse.ArgumentParser:
             command.add_argument("--gimp-version", metavar="3.N",
                                  help="the GIMP whose profile gets the plug-in (default: every "
                                       "GIMP 3 profile there is, else the GIMP on PATH)")
+            command.add_argument("--idle-timeout", type=_minutes, metavar="MINUTES",
+                                 default=launch.DEFAULT_IDLE_MINUTES,
+                                 help="a server the editor starts stops after this many "
+                                      "minutes without use (default: %(default)g; 0: never)")
         else:
             command.add_argument("-o", "--output", type=Path, required=True,
                                  help="zip file to write")
+
+    check = commands.add_parser("doctor", help="check the things that decide whether the "
+                                "server and plugins will work, and say what to do")
+    check.set_defaults(run=_doctor)
+    check.add_argument("--port", type=int, help="the port to check (default: the one in "
+                       f"connection.json, else {DEFAULT_PORT})")
 
     token = commands.add_parser("token", help="print the access token (made at first use)")
     token.set_defaults(run=_token)

@@ -20,7 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 EDITORS = ("krita", "gimp")
-PLUGINS_ROOT = Path(__file__).resolve().parents[1] / "plugins"
+
+
+def _plugins_root() -> Path:
+    """Where the plugins' files are: ``nst_server/plugins/`` inside an installed package (a
+    wheel, ``pip install .``, pipx), else ``plugins/`` beside ``server/`` in the source tree
+    (a checkout, an editable install)."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "plugins"
+    return packaged if packaged.is_dir() else here.parent / "plugins"
+
+
+PLUGINS_ROOT = _plugins_root()
 #: The modules in plugins/ that both plugins import (through their ``shared`` module).
 SHARED = ("nst_client.py", "nst_options.py")
 KRITA_NAME = "neural_style_transfer"  # X-KDE-Library in the .desktop file and the package name
@@ -43,11 +54,12 @@ def _home(env: Mapping[str, str]) -> Path:
     return Path(env.get("HOME") or env.get("USERPROFILE") or Path.home())
 
 
-def _uses_flatpak(app_id: str, env: Mapping[str, str], flatpak: bool | None) -> bool:
+def uses_flatpak(app_id: str, env: Mapping[str, str] | None = None,
+                 flatpak: bool | None = None) -> bool:
     """Flatpak editors keep their files under ~/.var/app/ID; use that once it exists."""
     if flatpak is not None:
         return flatpak
-    return (_home(env) / ".var" / "app" / app_id).is_dir()
+    return (_home(_env(env)) / ".var" / "app" / app_id).is_dir()
 
 
 def krita_plugin_dir(
@@ -60,7 +72,7 @@ def krita_plugin_dir(
         return Path(env.get("APPDATA") or home / "AppData" / "Roaming") / "krita" / "pykrita"
     if platform == "darwin":
         return home / "Library" / "Application Support" / "krita" / "pykrita"
-    if _uses_flatpak("org.kde.krita", env, flatpak):
+    if uses_flatpak("org.kde.krita", env, flatpak):
         return home / ".var" / "app" / "org.kde.krita" / "data" / "krita" / "pykrita"
     data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share")
     return data / "krita" / "pykrita"
@@ -76,7 +88,7 @@ def kritarc_path(
         return Path(env.get("LOCALAPPDATA") or home / "AppData" / "Local") / "kritarc"
     if platform == "darwin":
         return home / "Library" / "Preferences" / "kritarc"
-    if _uses_flatpak("org.kde.krita", env, flatpak):
+    if uses_flatpak("org.kde.krita", env, flatpak):
         return home / ".var" / "app" / "org.kde.krita" / "config" / "kritarc"
     return Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kritarc"
 
@@ -195,7 +207,7 @@ def _sources(editor: str, plugins_root: Path) -> list[tuple[Path, str]]:
     if missing:
         raise PluginInstallError(
             f"The {editor} plugin's files are missing ({', '.join(missing)}). Reinstall "
-            f"neural-style-transfer from its source folder, which contains plugins/."
+            f"neural-style-transfer (pip install .) from its source folder."
         )
     return files
 
@@ -308,6 +320,25 @@ def enable_krita_plugin(kritarc: Path, name: str = KRITA_NAME) -> None:
     temporary = kritarc.with_name(kritarc.name + ".nst-tmp")
     temporary.write_text(newline.join(lines) + newline, encoding="utf-8", newline="")
     os.replace(temporary, kritarc)
+
+
+def krita_plugin_enabled(kritarc: Path, name: str = KRITA_NAME) -> bool:
+    """Whether kritarc switches the plugin on (``enable_<name>=true`` under ``[python]``):
+    Krita loads a plugin in ``pykrita`` only then."""
+    try:
+        lines = kritarc.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return False
+    section = None
+    for line in lines:
+        stripped = line.strip()
+        if stripped.startswith("["):
+            section = stripped
+        elif section == "[python]":
+            key, _, value = stripped.partition("=")
+            if key.strip() == f"enable_{name}":
+                return value.strip().lower() == "true"
+    return False
 
 
 # ------------------------------------------------------------------------------------ package

@@ -16,6 +16,7 @@ from . import __version__
 from .config import ServerConfig
 from .datalock import DataLock
 from .errors import TooLarge
+from .idle import Activity
 from .jobs import JobManager
 from .store import JobStore
 from .submission import Submission
@@ -27,16 +28,25 @@ log = logging.getLogger(__name__)
 class Service:
     """Everything the API serves from: the job store and queue, and one worker per device."""
 
-    def __init__(self, config: ServerConfig, engines: Sequence[StyleTransfer]) -> None:
+    def __init__(self, config: ServerConfig,
+                 engines: Sequence[StyleTransfer] | None = None) -> None:
+        """``engines``: already loaded models (tests share them); by default one is loaded
+        per configured device, once the data folder is ours."""
         self.config = config
         # Before the store is opened: recovering jobs re-queues them, which only the one
-        # server that owns the folder may do (DataFolderBusy otherwise).
+        # server that owns the folder may do (DataFolderBusy otherwise). And before the
+        # models are loaded: a second server, such as two editors starting one at the same
+        # time, must give way at once, not after loading VGG-19 for nothing.
         self.data_lock = DataLock.acquire(config.data_dir)
+        if engines is None:
+            engines = load_engines(config)
         self.store = JobStore(config.data_dir)
         self.manager = JobManager(config, self.store, workers=len(engines))
         self.workers = [Worker(self.manager, engine) for engine in engines]
         #: One per open ``/events`` stream (see ``Limits.max_event_streams``).
         self.event_streams = threading.BoundedSemaphore(config.limits.max_event_streams)
+        #: When the server was last used, for ``--idle-timeout`` (see :mod:`.idle`).
+        self.activity = Activity(self.busy)
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep, daemon=True, name="nst-sweeper")
 
@@ -53,6 +63,10 @@ class Service:
             worker.join(timeout)
         self.store.close()
         self.data_lock.release()
+
+    def busy(self) -> bool:
+        """Whether a job is queued or running."""
+        return self.manager.queue_length() > 0 or self.manager.running() > 0
 
     def health(self) -> dict:
         first = self.workers[0].description

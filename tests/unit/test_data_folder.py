@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from nst_server import service
+from nst_server.config import ServerConfig
 from nst_server.datalock import DataFolderBusy, DataLock
 from nst_server.security import load_or_create_token
+from nst_server.service import Service
 from nst_server.store import JobRecord, JobStore
 
 
@@ -22,6 +25,21 @@ def test_a_second_lock_on_the_folder_says_who_holds_it(tmp_path):
     assert str(tmp_path) in str(busy.value)
     first.release()
     DataLock.acquire(tmp_path).release()  # free again once released
+
+
+def test_a_second_server_gives_way_before_it_loads_any_model(tmp_path, monkeypatch):
+    """Two editors starting a server at once: the second must not load VGG-19 for nothing."""
+
+    def load_engines(config: ServerConfig) -> list:
+        raise AssertionError("the models were loaded before the data folder was checked")
+
+    monkeypatch.setattr(service, "load_engines", load_engines)
+    first = DataLock.acquire(tmp_path)
+    try:
+        with pytest.raises(DataFolderBusy):
+            Service(ServerConfig(data_dir=tmp_path, token="t"))
+    finally:
+        first.release()
 
 
 def mode(path: Path) -> int:
