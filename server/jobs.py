@@ -180,8 +180,10 @@ class JobManager:
         already holds (see :meth:`result`)."""
         self.store.write_file(job_id, RESULT, result.body)
         self._end(job_id)
+        # The inputs go before the job is marked done, so that a client who sees "done" finds
+        # only the result. Either way the job has ended: a cancelled one has lost them already.
+        self.store.delete_inputs(job_id)
         if self.store.transition(job_id, (RUNNING,), state=DONE, finished=self._clock()):
-            self.store.delete_inputs(job_id)
             self._learn_duration(job_id)
             log.info("job %s done", job_id)
 

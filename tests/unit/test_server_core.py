@@ -330,6 +330,24 @@ def test_a_job_that_ends_keeps_its_result_and_not_its_inputs(manager):
         assert files_of(manager, job_id) == set()
 
 
+def test_a_job_is_marked_done_only_once_its_inputs_are_gone(manager, monkeypatch):
+    """A client that polls while a job finishes must never see "done" beside its inputs."""
+    record = manager.submit(submission())
+    manager.take()
+    files_when_done = []
+    transition = manager.store.transition
+
+    def watched(job_id, *args, **changes):
+        if changes.get("state") == DONE:
+            files_when_done.append(files_of(manager, job_id))
+        return transition(job_id, *args, **changes)
+
+    monkeypatch.setattr(manager.store, "transition", watched)
+    manager.finish(record.id, imagecodec.EncodedResult(b"x", imagecodec.Form.from_json(
+        record.form)))
+    assert files_when_done == [{"result"}]
+
+
 def test_a_job_is_refused_while_the_disk_is_nearly_full(config, clock):
     store = JobStore(config.data_dir)
     free = store.free_bytes()
