@@ -1,4 +1,4 @@
-"""Real Krita 5.2 GUI (under Xvfb in the Debian 13 chroot) with the installed plugin enabled.
+"""Real Krita 5.2 and 5.3 GUI (under Xvfb in the Debian chroots) with the installed plugin enabled.
 
 An artist meets the plugin through Filter > Neural Style Transfer... and its dialog, so these
 tests drive exactly that: the action must be in the Filter menu, the dialog must open and find
