@@ -25,7 +25,7 @@ PLUGIN_NAMES = ("neural_style_transfer", "neural-style-transfer")
 QT_WARNINGS_FILE = "qt-warnings.txt"
 
 # "/home/.../neural_style_transfer/dialog.py:12: DeprecationWarning: ..." (warnings' format)
-_PYTHON_WARNING = re.compile(r"^(?P<file>\S[^:]*\.py):\d+: \w*Warning: .*$", re.MULTILINE)
+_PYTHON_WARNING = re.compile(r"^(?P<file>\S[^:\n]*\.py):\d+: \w*Warning: .*$", re.MULTILINE)
 # "(neural-style-transfer.py:4242): Gtk-WARNING **: 19:40:00.123: ..." (GLib's default format)
 _GLIB_MESSAGE = re.compile(r"^\((?P<program>[^:()\s]+):\d+\): [\w-]+-(?:WARNING|CRITICAL) "
                            r"\*\*.*$", re.MULTILINE)

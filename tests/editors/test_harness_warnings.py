@@ -19,6 +19,13 @@ def test_python_warnings_count_only_from_our_files() -> None:
     assert our_warnings(console) == console.splitlines()[:2]
 
 
+def test_a_warning_is_one_line_even_after_our_path() -> None:
+    """GIMP names a crashed plug-in by path on a line of its own; a later line is not ours."""
+    console = (f"Plug-in crashed: \"neural-style-transfer.py\"\n({GIMP_PLUGIN})\n\n"
+               "/tmp/nst-x/script.py:53: ResourceWarning: unclosed file\n")
+    assert our_warnings(console) == []
+
+
 def test_glib_messages_count_only_from_our_plugin_process() -> None:
     ours = ("(neural-style-transfer.py:4242): Gtk-WARNING **: 19:40:00.123: Duplicate "
             "mnemonic")
