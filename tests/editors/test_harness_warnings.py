@@ -58,11 +58,24 @@ noisy.call()
 """
 
 
-def test_a_deprecation_warning_from_our_code_fails_a_gimp_run(editor_chroot: Path) -> None:
+# Also speaks as our plug-in's process would (GIMP runs each plug-in as a process named after its
+# file), through GLib's own logger, so the pattern meets GLib's real format.
+GIMP_WARN = IMPORT_NOISY + """
+from gi.repository import GLib
+
+GLib.set_prgname("neural-style-transfer.py")
+GLib.log_default_handler("Gtk", GLib.LogLevelFlags.LEVEL_WARNING, "a GTK warning of ours", None)
+"""
+
+
+def test_python_and_glib_warnings_from_our_code_fail_a_gimp_run(editor_chroot: Path) -> None:
     """Python hides DeprecationWarning outside __main__; the harness shows it and fails."""
-    with pytest.raises(EditorScriptError, match=r"(?s)our plugin warned.*DeprecationWarning"):
-        run_gimp(editor_chroot, IMPORT_NOISY,
+    with pytest.raises(EditorScriptError, match="our plugin warned") as failure:
+        run_gimp(editor_chroot, GIMP_WARN,
                  home_files={"lib/neural_style_transfer/noisy.py": NOISY_MODULE}, timeout=240)
+    assert "noisy.py:5: DeprecationWarning: an old API" in str(failure.value)
+    assert "Gtk-WARNING **" in str(failure.value)
+    assert "a GTK warning of ours" in str(failure.value)
 
 
 QT_MODULE = """\
