@@ -65,11 +65,6 @@ GENERATIONS = (
 )
 
 
-def default_chroot_dir() -> Path:
-    """The oldest generation's chroot (Debian 13's), for tools that need just one."""
-    return GENERATIONS[0].chroot_dir()
-
-
 # ----------------------------------------------------------------------------- locks and mounts
 @contextlib.contextmanager
 def _flock(path: Path) -> Iterator[None]:
@@ -252,7 +247,7 @@ def _remove_tree(path: Path) -> None:
         subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
 
 
-def ensure_chroot(root: Path, generation: Generation = GENERATIONS[0],
+def ensure_chroot(root: Path, generation: Generation,
                   packages: Sequence[str] = PACKAGES) -> Path:
     """Return a complete chroot of ``generation`` at ``root``: reuse the cache, upgrade it, or
     build it.
