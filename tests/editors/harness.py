@@ -121,6 +121,8 @@ def run_gimp(root: Path, script: Path | str, *, inputs: Mapping[str, FileSource]
     maps paths relative to the editor's HOME (e.g. ``f"{GIMP_PLUGINS}/name"``) to host files or
     folders (executable bits are kept). Raises EditorScriptError with the traceback on failure.
     """
+    # GIMP 3.0 and 3.2 differ here only in the program's name (gimp-console-3.0, -3.2). The
+    # versioned name says which GIMP runs; the bare gimp-console is just a link to it.
     argv = [f"gimp-console-{editor_series(root, 'gimp')}", "-i", "-d", "-f",
             "--batch-interpreter=python-fu-eval", "-b", GIMP_BATCH_CODE, "--quit"]
     return _run_script(root, "GIMP", argv, script, inputs, home_files, env, timeout)

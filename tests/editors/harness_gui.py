@@ -79,6 +79,7 @@ def _start_xvfb(root: Path, ws: Workspace, env: Mapping[str, str],
 def _gui_argv(root: Path, editor: str, ws: Workspace, open_files: Sequence[str]) -> list[str]:
     files = [ws.path("in", name) for name in open_files]
     if editor == "gimp":
+        # The one difference between GIMP 3.0 and 3.2 here: the program's name (see run_gimp).
         return [f"gimp-{editor_series(root, 'gimp')}", "--no-splash",
                 "--batch-interpreter=python-fu-eval", "-b", GIMP_BATCH_CODE, *files]
     if editor == "krita":
