@@ -30,7 +30,9 @@ def test_glib_messages_count_only_from_our_plugin_process() -> None:
     ours = ("(neural-style-transfer.py:4242): Gtk-WARNING **: 19:40:00.123: Duplicate "
             "mnemonic")
     console = (f"{ours}\n(gimp-3.2:17): GLib-GObject-CRITICAL **: 19:40:01.000: theirs\n"
-               "(neural-style-transfer.py:4242): Gtk-DEBUG: 19:40:02.000: not a warning\n")
+               "(neural-style-transfer.py:4242): Gtk-DEBUG: 19:40:02.000: not a warning\n"
+               "(neural-style-transfer.py:4242): LibGimp-WARNING **: 19:40:03.000: "
+               "neural-style-transfer.py: gimp_flush(): error: Broken pipe\n")
     assert our_warnings(console) == [ours]
 
 
