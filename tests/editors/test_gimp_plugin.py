@@ -372,7 +372,7 @@ procedure.run(config)
 
 @pytest.mark.gui
 def test_dialog_in_the_gui(editor_chroot, gimp_plugins, live_server):
-    """GIMP's ProcedureDialog for the procedure, kept as tests/artifacts/gimp-dialog.png."""
+    """GIMP's ProcedureDialog, kept as tests/artifacts/gimp-dialog-<generation>.png."""
     result = gui_screenshot(
         editor_chroot,
         "gimp",
