@@ -47,7 +47,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     lock, so it waits for a build still running, and a failed build fails again there, with
     its error.
     """
-    if _mode() == "skip" or os.geteuid() != 0:
+    if _mode() == "skip" or os.geteuid() != 0 or session.config.option.collectonly:
         return
     selected = {item.callspec.params["editor_generation"] for item in session.items
                 if "editor_generation" in getattr(getattr(item, "callspec", None), "params", {})}
