@@ -2,7 +2,7 @@
 
 tests/unit     the engine, the client and the installers, in-process (seconds each)
 tests/http     the real server over loopback, driven with requests
-tests/editors  real Krita and GIMP in a Debian 13 chroot, against the real server
+tests/editors  real Krita and GIMP in Debian chroots (two generations), against the real server
 """
 
 from __future__ import annotations

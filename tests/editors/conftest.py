@@ -1,7 +1,11 @@
-"""Fixtures for the real-editor tests: one cached, mounted Debian 13 chroot per test session.
+"""Fixtures for the real-editor tests: one cached, mounted Debian chroot per editor generation.
 
-Every test in this folder is marked ``editor``. ``NST_EDITOR_TESTS`` says what happens when the
-chroot cannot be built or entered:
+Every test that uses ``editor_chroot`` runs once per generation (harness.GENERATIONS): in
+Debian 13's GIMP 3.0 and Krita 5.2, and in Debian unstable's GIMP 3.2 and Krita 5.3, with ids
+``gimp3.0-krita5.2`` and ``gimp3.2-krita5.3`` (select one with ``-k``). Fixtures built on it
+(plugin installs) follow along. Every test in this folder is marked ``editor``.
+
+``NST_EDITOR_TESTS`` says what happens when a chroot cannot be built or entered:
 
 - ``require`` (the default for root): fail. CI runs the README's plain ``pytest`` as root, so a
   broken chroot build can never pass there as "skipped".
@@ -11,8 +15,10 @@ chroot cannot be built or entered:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +35,41 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.editor)
 
 
+_background_builds: list[threading.Thread] = []
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the selected generations' missing chroots in the background, side by side.
+
+    A fresh machine (CI) needs every chroot (a few minutes each, mostly downloading and
+    unpacking) and reaches the editor tests only after the unit and HTTP tests; building them
+    meanwhile takes them off the critical path. ``editor_chroot`` then takes the same build
+    lock, so it waits for a build still running, and a failed build fails again there, with
+    its error.
+    """
+    if _mode() == "skip" or os.geteuid() != 0 or session.config.option.collectonly:
+        return
+    selected = {item.callspec.params["editor_generation"] for item in session.items
+                if "editor_generation" in getattr(getattr(item, "callspec", None), "params", {})}
+    for generation in sorted(selected, key=harness.GENERATIONS.index):
+        if harness.read_stamp(generation.chroot_dir()) is None:
+            thread = threading.Thread(target=_build_quietly, args=(generation,),
+                                      name=f"build {generation.id}", daemon=True)
+            thread.start()
+            _background_builds.append(thread)
+
+
+def _build_quietly(generation: harness.Generation) -> None:
+    with contextlib.suppress(Exception):  # editor_chroot builds again and reports the error
+        harness.ensure_chroot(generation.chroot_dir(), generation)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A run that ends early still lets a build finish, so no half-made chroot stays mounted."""
+    for thread in _background_builds:
+        thread.join()
+
+
 def _mode() -> str:
     return os.environ.get("NST_EDITOR_TESTS") or ("require" if os.geteuid() == 0 else "auto")
 
@@ -40,9 +81,16 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
+@pytest.fixture(scope="session", params=harness.GENERATIONS, ids=lambda g: g.id)
+def editor_generation(request: pytest.FixtureRequest) -> harness.Generation:
+    """The Debian suite and editor series the test runs against."""
+    return request.param
+
+
 @pytest.fixture(scope="session")
-def editor_chroot() -> Iterator[Path]:
-    """The cached chroot (built on first use), with /proc and /dev mounted for the session.
+def editor_chroot(editor_generation: harness.Generation) -> Iterator[Path]:
+    """The generation's cached chroot (built on first use), with /proc and /dev mounted while
+    its tests run.
 
     SIGTERM is turned into an exception while mounted, so a terminated run still unmounts; a
     SIGKILLed run leaves stale mounts that the next run detects and replaces.
@@ -50,7 +98,7 @@ def editor_chroot() -> Iterator[Path]:
     if _mode() == "skip":
         pytest.skip(f"NST_EDITOR_TESTS=skip; to run them, unset it and {harness.HOW_TO_RUN}")
     try:
-        root = harness.ensure_chroot(harness.default_chroot_dir())
+        root = harness.ensure_chroot(editor_generation.chroot_dir(), editor_generation)
     except harness.HarnessUnavailable as error:
         _unavailable(str(error))
     previous = signal.getsignal(signal.SIGTERM)

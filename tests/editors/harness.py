@@ -1,7 +1,9 @@
-"""Real GIMP 3.0 and Krita 5.2 for tests: run a script in them, or shoot their GUI.
+"""Real GIMP 3 and Krita 5 for tests: run a script in them, or shoot their GUI.
 
 The one module tests import. Public API (see tests/editors/conftest.py for the fixtures):
-    ensure_chroot(root) -> Path             build, or upgrade, the cached chroot (harness_chroot)
+    GENERATIONS                             the Debian suites tested, with their editor series
+    ensure_chroot(root, generation) -> Path build, or upgrade, a cached chroot (harness_chroot)
+    editor_series(root, editor) -> str      "3.2" for the GIMP 3.2.6 in the chroot
     chroot_mounts(root)                     context manager: /proc and /dev mounted, ref-counted
     run_gimp(root, script, ...) -> EditorResult      headless, here
     run_krita(root, script, ...) -> EditorResult
@@ -16,19 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness_chroot import (
+    GENERATIONS,
     HOW_TO_RUN,
     MOUNT_STATE_NAME,
     REPO_ROOT,
+    Generation,
     HarnessUnavailable,
     chroot_mounts,
-    default_chroot_dir,
+    editor_series,
     ensure_chroot,
     mounts_below,
+    read_stamp,
 )
 from harness_gui import ARTIFACTS, GuiResult, gui_screenshot
 from harness_sandbox import (
     GIMP_BATCH_CODE,
     GIMP_PLUGINS,
+    GIMP_PROFILE,
     KRITA_PYKRITA,
     EditorScriptError,
     FileSource,
@@ -41,20 +47,24 @@ from harness_sandbox import (
 
 __all__ = [
     "ARTIFACTS",
+    "GENERATIONS",
     "GIMP_PLUGINS",
+    "GIMP_PROFILE",
     "HOW_TO_RUN",
     "KRITA_PYKRITA",
     "MOUNT_STATE_NAME",
     "REPO_ROOT",
     "EditorResult",
     "EditorScriptError",
+    "Generation",
     "GuiResult",
     "HarnessUnavailable",
     "chroot_mounts",
-    "default_chroot_dir",
+    "editor_series",
     "ensure_chroot",
     "gui_screenshot",
     "mounts_below",
+    "read_stamp",
     "run_gimp",
     "run_krita",
 ]
@@ -97,28 +107,31 @@ def _run_script(root: Path, editor: str, argv: Sequence[str], script: Path | str
                 f"{editor} exited ({proc.returncode}) without running the script to its end\n"
                 f"--- stdout ---\n{tail(stdout)}\n--- stderr ---\n{tail(stderr)}"
             )
+        ws.check_warnings(stdout + stderr, editor)
         return EditorResult(ws.outputs(), stdout, stderr, proc.returncode)
 
 
 def run_gimp(root: Path, script: Path | str, *, inputs: Mapping[str, FileSource] | None = None,
              home_files: Mapping[str, FileSource] | None = None,
              env: Mapping[str, str] | None = None, timeout: float = 300) -> EditorResult:
-    """Run a Python script inside headless GIMP 3.0 (``gimp-console-3.0``, python-fu-eval).
+    """Run a Python script inside the chroot's headless GIMP (``gimp-console-3.x``, python-fu-eval).
 
     The script runs in GIMP's Python with ``Gimp``, ``Gegl``, ``Gio`` importable; it finds its
     inputs in ``$NST_IN`` and writes what the test should see into ``$NST_OUT``. ``home_files``
     maps paths relative to the editor's HOME (e.g. ``f"{GIMP_PLUGINS}/name"``) to host files or
     folders (executable bits are kept). Raises EditorScriptError with the traceback on failure.
     """
-    argv = ["gimp-console-3.0", "-i", "-d", "-f", "--batch-interpreter=python-fu-eval",
-            "-b", GIMP_BATCH_CODE, "--quit"]
+    # GIMP 3.0 and 3.2 differ here only in the program's name (gimp-console-3.0, -3.2). The
+    # versioned name says which GIMP runs; the bare gimp-console is just a link to it.
+    argv = [f"gimp-console-{editor_series(root, 'gimp')}", "-i", "-d", "-f",
+            "--batch-interpreter=python-fu-eval", "-b", GIMP_BATCH_CODE, "--quit"]
     return _run_script(root, "GIMP", argv, script, inputs, home_files, env, timeout)
 
 
 def run_krita(root: Path, script: Path | str, *, inputs: Mapping[str, FileSource] | None = None,
               home_files: Mapping[str, FileSource] | None = None,
               env: Mapping[str, str] | None = None, timeout: float = 300) -> EditorResult:
-    """Run a Python script inside headless Krita 5.2 (``kritarunner``, offscreen Qt).
+    """Run a Python script inside the chroot's headless Krita (``kritarunner``, offscreen Qt).
 
     kritarunner loads no plugins: the script imports the plugin's non-UI modules itself (install
     them with ``home_files`` and put that folder on ``sys.path``; ``PYTHONPATH`` in ``env`` is

@@ -1,8 +1,11 @@
-"""The cached Debian 13 chroot that holds GIMP 3.0 and Krita 5.2: building it, mounting into it.
+"""The cached Debian chroots that hold the editors: building them, mounting into them.
 
-Why a chroot: the plugins must be proven in the editors artists really use, and Debian 13 ships
-GIMP 3.0 and Krita 5.2 with their Pythons, while the host may be older. The chroot is built once by
-debootstrap (about 2 minutes, 2 GB) and cached; every run then only mounts /proc and /dev in it.
+Why chroots: the plugins must be proven in the editors artists really use, and Debian ships
+them with their Pythons while the host may be older. There is one chroot per *generation*:
+Debian 13 (trixie) has GIMP 3.0 and Krita 5.2, what long-term distributions carry; Debian
+unstable (sid) has GIMP 3.2 and Krita 5.3, what an artist who installs an editor today gets.
+Each is built once by debootstrap (a few minutes, about 2 GB) and cached; every run then only
+mounts /proc and /dev in it.
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SUITE = "trixie"
 MIRROR = "http://deb.debian.org/debian"
 PACKAGES = ("gimp", "krita", "python3-gi", "python3-pyqt5", "xvfb", "xauth")
 STAMP_NAME = ".nst-editors-stamp.json"  # inside the chroot, written only after a complete build
@@ -32,9 +35,34 @@ class HarnessUnavailable(Exception):
     """The chroot cannot be built or entered here; editor tests skip with this message."""
 
 
-def default_chroot_dir() -> Path:
-    """``$NST_EDITOR_CHROOT`` or ``.cache/editors-chroot`` at the repository root (git-ignored)."""
-    return Path(os.environ.get("NST_EDITOR_CHROOT") or REPO_ROOT / ".cache" / "editors-chroot")
+@dataclass(frozen=True)
+class Generation:
+    """A Debian suite and the GIMP and Krita series it ships, tested side by side."""
+
+    suite: str
+    gimp: str  # minor series, as in GIMP's profile folder and program names ("3.2")
+    krita: str
+    cache_name: str  # folder under .cache/
+    env_var: str  # overrides the cache folder, e.g. to share one chroot between worktrees
+    #: Extra apt options: sid's Release file on the mirror is past its Valid-Until date, which
+    #: apt refuses by default (debootstrap does not check it).
+    apt_options: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        """The test id, e.g. ``gimp3.0-krita5.2``."""
+        return f"gimp{self.gimp}-krita{self.krita}"
+
+    def chroot_dir(self) -> Path:
+        """``$<env_var>`` or ``.cache/<cache_name>`` at the repository root (git-ignored)."""
+        return Path(os.environ.get(self.env_var) or REPO_ROOT / ".cache" / self.cache_name)
+
+
+GENERATIONS = (
+    Generation("trixie", "3.0", "5.2", "editors-chroot", "NST_EDITOR_CHROOT"),
+    Generation("sid", "3.2", "5.3", "editors-chroot-sid", "NST_EDITOR_CHROOT_SID",
+               ("-o", "Acquire::Check-Valid-Until=false")),
+)
 
 
 # ----------------------------------------------------------------------------- locks and mounts
@@ -179,8 +207,8 @@ def read_stamp(root: Path) -> dict | None:
         return None
 
 
-def _write_stamp(root: Path, packages: Sequence[str]) -> None:
-    stamp = {"suite": SUITE, "packages": sorted(set(packages)),
+def _write_stamp(root: Path, suite: str, packages: Sequence[str]) -> None:
+    stamp = {"suite": suite, "packages": sorted(set(packages)),
              "built": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (root / STAMP_NAME).write_text(json.dumps(stamp, indent=1) + "\n")
 
@@ -202,14 +230,15 @@ def _ensure_debootstrap() -> None:
                                      f"{proc.stderr[-1000:]}")
 
 
-def _apt_install(root: Path, packages: Sequence[str]) -> None:
+def _apt_install(root: Path, generation: Generation, packages: Sequence[str]) -> None:
     with chroot_mounts(root):
-        base = ["chroot", str(root), "/usr/bin/env", "-i", f"PATH={CHROOT_PATH}",
-                "DEBIAN_FRONTEND=noninteractive", "LANG=C.UTF-8"]
-        _run_logged([*base, "apt-get", "update"], "apt-get update in the chroot")
-        _run_logged([*base, "apt-get", "install", "-y", "--no-install-recommends", *packages],
+        apt = ["chroot", str(root), "/usr/bin/env", "-i", f"PATH={CHROOT_PATH}",
+               "DEBIAN_FRONTEND=noninteractive", "LANG=C.UTF-8", "apt-get",
+               *generation.apt_options]
+        _run_logged([*apt, "update"], "apt-get update in the chroot")
+        _run_logged([*apt, "install", "-y", "--no-install-recommends", *packages],
                     f"installing {' '.join(packages)} in the chroot")
-        _run_logged([*base, "apt-get", "clean"], "apt-get clean in the chroot")
+        _run_logged([*apt, "clean"], "apt-get clean in the chroot")
 
 
 def _remove_tree(path: Path) -> None:
@@ -218,12 +247,15 @@ def _remove_tree(path: Path) -> None:
         subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=True)
 
 
-def ensure_chroot(root: Path, packages: Sequence[str] = PACKAGES) -> Path:
-    """Return a complete chroot at ``root``: reuse the cache, upgrade it, or build it.
+def ensure_chroot(root: Path, generation: Generation,
+                  packages: Sequence[str] = PACKAGES) -> Path:
+    """Return a complete chroot of ``generation`` at ``root``: reuse the cache, upgrade it, or
+    build it.
 
     A build happens in ``<root>.partial`` and is renamed into place only once the stamp (the
-    package list) is written, so an interrupted build is never taken for a good cache. A cache
-    stamped with an older package list gets the missing packages installed.
+    suite and package list) is written, so an interrupted build is never taken for a good cache.
+    A cache stamped with an older package list gets the missing packages installed; one of
+    another suite (an environment variable pointing at the wrong chroot) is refused.
     """
     if os.geteuid() != 0:
         raise HarnessUnavailable(f"real-editor tests need root to build and enter a chroot; "
@@ -238,17 +270,47 @@ def ensure_chroot(root: Path, packages: Sequence[str] = PACKAGES) -> Path:
             partial = root.with_name(root.name + ".partial")
             _remove_tree(partial)
             _ensure_debootstrap()
-            _run_logged(["debootstrap", "--variant=minbase", SUITE, str(partial), MIRROR],
-                        "debootstrap")
-            _apt_install(partial, packages)
-            _write_stamp(partial, packages)
+            _run_logged(["debootstrap", "--variant=minbase", generation.suite, str(partial),
+                         MIRROR], "debootstrap")
+            _apt_install(partial, generation, packages)
+            _write_stamp(partial, generation.suite, packages)
             partial.rename(root)
+        elif stamp.get("suite") != generation.suite:
+            raise HarnessUnavailable(f"{root} holds Debian {stamp.get('suite')}, not "
+                                     f"{generation.suite}: point {generation.env_var} at a "
+                                     f"{generation.suite} chroot, or unset it")
         else:
             missing = [p for p in packages if p not in stamp["packages"]]
             if missing:
-                _apt_install(root, missing)
-                _write_stamp(root, [*stamp["packages"], *missing])
+                _apt_install(root, generation, missing)
+                _write_stamp(root, generation.suite, [*stamp["packages"], *missing])
+    _check_series(root, generation)
     return root
+
+
+def _check_series(root: Path, generation: Generation) -> None:
+    """The suite moves on (sid will carry GIMP 3.4 one day): say so instead of testing an
+    editor under another version's name."""
+    found = {"gimp": series(package_version(root, "gimp")),
+             "krita": series(package_version(root, "krita"))}
+    wanted = {"gimp": generation.gimp, "krita": generation.krita}
+    if found != wanted:
+        raise HarnessUnavailable(f"{root} holds {found}, but generation {generation.id} expects "
+                                 f"{wanted}: update GENERATIONS in harness_chroot.py")
+
+
+def series(version: str) -> str:
+    """The minor series of an upstream version: "3.2" for "3.2.6"."""
+    return ".".join(version.split(".")[:2])
+
+
+def editor_series(root: Path, editor: str) -> str:
+    """The minor series of ``editor`` ("gimp" or "krita") installed in the chroot at ``root``.
+
+    The harness derives program names and profile folders from the chroot itself, so a test
+    needs nothing but the chroot's path to run in either generation.
+    """
+    return series(package_version(root, editor))
 
 
 def package_version(root: Path, package: str) -> str:

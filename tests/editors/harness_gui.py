@@ -14,15 +14,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness_chroot import REPO_ROOT, package_version
+from harness_chroot import REPO_ROOT, editor_series, package_version
 from harness_sandbox import (
     GIMP_BATCH_CODE,
+    GIMP_PROFILE,
     INSIDE,
     KRITA_PYKRITA,
     EditorScriptError,
     FileSource,
     Workspace,
     environment,
+    home_path,
     kill_group,
     spawn,
     tail,
@@ -74,11 +76,12 @@ def _start_xvfb(root: Path, ws: Workspace, env: Mapping[str, str],
     return proc, f":{line}"
 
 
-def _gui_argv(editor: str, ws: Workspace, open_files: Sequence[str]) -> list[str]:
+def _gui_argv(root: Path, editor: str, ws: Workspace, open_files: Sequence[str]) -> list[str]:
     files = [ws.path("in", name) for name in open_files]
     if editor == "gimp":
-        return ["gimp-3.0", "--no-splash", "--batch-interpreter=python-fu-eval",
-                "-b", GIMP_BATCH_CODE, *files]
+        # The one difference between GIMP 3.0 and 3.2 here: the program's name (see run_gimp).
+        return [f"gimp-{editor_series(root, 'gimp')}", "--no-splash",
+                "--batch-interpreter=python-fu-eval", "-b", GIMP_BATCH_CODE, *files]
     if editor == "krita":
         return ["krita", "--nosplash", *files]
     raise ValueError(f"unknown editor {editor!r}")
@@ -88,7 +91,7 @@ def _prepare_gui_home(root: Path, editor: str, ws: Workspace,
                       krita_plugins: Sequence[str]) -> None:
     home = ws.host_path("home")
     if editor == "gimp":
-        gimprc = home / ".config/GIMP/3.0/gimprc"
+        gimprc = home / home_path(root, GIMP_PROFILE) / "gimprc"
         gimprc.parent.mkdir(parents=True, exist_ok=True)
         # GIMP shows its welcome dialog over everything on the first start of each version
         # (judged by config-version), whatever show-welcome-dialog says; and never go online.
@@ -142,18 +145,20 @@ def gui_screenshot(root: Path, editor: str, name: str, *, action: Path | str = "
 
     The screenshot is taken ``settle`` seconds after a window whose title contains
     ``wait_for_title`` is on screen (or, without it, after the action finished), of that window
-    alone with ``crop_to_window``, and saved as ``tests/artifacts/<name>.png``. Raises
-    EditorScriptError (after saving ``<name>-timeout.png``) if that never happens.
+    alone with ``crop_to_window``, and saved as ``tests/artifacts/<name>-<generation>.png``
+    (e.g. ``gimp-dialog-gimp3.2-krita5.3.png``), so each generation's look can be compared.
+    Raises EditorScriptError (after saving ``...-timeout.png``) if that never happens.
     """
     if crop_to_window and not wait_for_title:
         raise ValueError("crop_to_window needs wait_for_title")
+    name = f"{name}-gimp{editor_series(root, 'gimp')}-krita{editor_series(root, 'krita')}"
     with workspace(root, action, inputs, home_files) as ws:
         _prepare_gui_home(root, editor, ws, krita_plugins)
         base_env = environment(ws, env)
         xvfb, display = _start_xvfb(root, ws, base_env, size)
         gui_env = {**base_env, "DISPLAY": display}
         log = open(ws.host_path("ctl", "editor.log"), "w+")  # noqa: SIM115 - closed below
-        editor_proc = spawn(root, ws, _gui_argv(editor, ws, open_files), gui_env,
+        editor_proc = spawn(root, ws, _gui_argv(root, editor, ws, open_files), gui_env,
                              stdout=log, stderr=subprocess.STDOUT)
         try:
             return _await_and_shoot(root, ws, gui_env, editor_proc, log, name, wait_for_title,
@@ -192,6 +197,7 @@ def _await_and_shoot(root: Path, ws: Workspace, env: Mapping[str, str],
             windows = _windows(root, ws, env)
             window = matching(windows) if crop_to_window else None
             shot = _screenshot(root, ws, env, ARTIFACTS / f"{name}.png", window)
+            ws.check_warnings(whole_console(), "the editor's GUI")
             return GuiResult(shot, windows, ws.outputs(), whole_console())
         time.sleep(1.0)
     _screenshot(root, ws, env, ARTIFACTS / f"{name}-timeout.png", None)

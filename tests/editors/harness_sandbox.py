@@ -19,13 +19,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness_chroot import CHROOT_PATH
+from harness_chroot import CHROOT_PATH, editor_series
+from harness_warnings import QT_WARNINGS_FILE, our_warnings
 
 INSIDE = Path(__file__).resolve().parent / "inside"  # files that run inside the editors
 FileSource = Path | str | bytes  # a host file or folder (Path), or the contents
 
 # Where each editor looks for user plugins, relative to HOME (handy for ``home_files``).
-GIMP_PLUGINS = ".config/GIMP/3.0/plug-ins"
+# GIMP keeps one profile per minor series and reads only its own: ``{gimp}`` in a
+# ``home_files`` path becomes the series of the chroot's GIMP ("3.0", "3.2"), so the same
+# test installs into the profile of whichever GIMP it runs.
+GIMP_SERIES_FIELD = "{gimp}"
+GIMP_PROFILE = f".config/GIMP/{GIMP_SERIES_FIELD}"
+GIMP_PLUGINS = f"{GIMP_PROFILE}/plug-ins"
 KRITA_PYKRITA = ".local/share/krita/pykrita"
 
 # python-fu-eval runs this in GIMP's plug-in process; PYTHONPATH names the workspace.
@@ -63,6 +69,13 @@ class Workspace:
     def finished(self) -> bool:
         return self.host_path("ctl", "done").exists()
 
+    def check_warnings(self, console: str, editor: str) -> None:
+        """Fail when our plugin warned (harness_warnings.py says what counts)."""
+        qt = self.host_path("ctl", QT_WARNINGS_FILE)
+        found = our_warnings(console, qt.read_text() if qt.exists() else "")
+        if found:
+            raise EditorScriptError(f"our plugin warned in {editor}:\n" + "\n".join(found))
+
 
 def _place(source: FileSource, target: Path) -> None:
     """Copy a host file or folder (keeping executable bits), or write str/bytes contents."""
@@ -82,6 +95,13 @@ def _source_text(script: Path | str) -> str:
     return script.read_text() if isinstance(script, Path) else script
 
 
+def home_path(root: Path, relative: str) -> str:
+    """``relative`` (to HOME) with ``{gimp}`` replaced by the series of the chroot's GIMP."""
+    if GIMP_SERIES_FIELD not in relative:
+        return relative
+    return relative.replace(GIMP_SERIES_FIELD, editor_series(root, "gimp"))
+
+
 @contextlib.contextmanager
 def workspace(root: Path, script: Path | str, inputs: Mapping[str, FileSource] | None,
                home_files: Mapping[str, FileSource] | None) -> Iterator[Workspace]:
@@ -97,7 +117,7 @@ def workspace(root: Path, script: Path | str, inputs: Mapping[str, FileSource] |
     for name, source in (inputs or {}).items():
         _place(source, ws.host_path("in", name))
     for name, source in (home_files or {}).items():
-        _place(source, ws.host_path("home", name))
+        _place(source, ws.host_path("home", home_path(root, name)))
     try:
         yield ws
     finally:
@@ -113,6 +133,8 @@ def environment(ws: Workspace, extra: Mapping[str, str] | None) -> dict[str, str
         "TMPDIR": ws.path("tmp"),
         "NST_IN": ws.path("in"), "NST_OUT": ws.path("out"), "NST_CTL": ws.path("ctl"),
         "NST_SCRIPT": ws.path("script.py"), "PYTHONDONTWRITEBYTECODE": "1",
+        # Show DeprecationWarning outside __main__ too (plugins never are): see harness_warnings.
+        "PYTHONWARNINGS": "default",
     }
     extra = dict(extra or {})
     if "PYTHONPATH" in extra:

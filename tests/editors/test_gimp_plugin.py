@@ -1,10 +1,11 @@
-"""Real GIMP 3.0 (headless, in the Debian 13 chroot) running the plug-in's PDB procedure.
+"""Real GIMP 3.0 and 3.2 (headless, in the Debian chroots) running the plug-in's PDB procedure.
 
-The plug-in is installed exactly as `nst-server install-plugin gimp` installs it, into the GIMP
-home's plug-ins folder, so GIMP registers it at start-up. A script inside GIMP then opens a PNG
-with transparency, calls the procedure non-interactively (as the Python-Fu console or a batch
-script would) and reports the procedure's registration, its return values, the layer stack, and
-the source's and new layer's pixels, read in a fixed format so the test can compare them.
+The plug-in is installed exactly as `nst-server install-plugin gimp` installs it, into the
+plug-ins folder of the profile of the GIMP under test, so GIMP registers it at start-up. A
+script inside GIMP then opens a PNG with transparency, calls the procedure non-interactively (as
+the Python-Fu console or a batch script would) and reports the procedure's registration, its
+return values, the layer stack, and the source's and new layer's pixels, read in a fixed format
+so the test can compare them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import GIMP_PLUGINS, gui_screenshot, run_gimp
+from harness import GIMP_PLUGINS, editor_series, gui_screenshot, run_gimp
 from PIL import Image
 from sample_images import (
     FULL_H,
@@ -116,12 +117,14 @@ save("info.json", json.dumps(info).encode())
 
 
 @pytest.fixture(scope="module")
-def gimp_plugins(tmp_path_factory) -> Path:
-    """A plug-ins folder exactly as `nst-server install-plugin gimp` lays it out."""
+def gimp_plugins(tmp_path_factory, editor_chroot) -> Path:
+    """A plug-ins folder exactly as `nst-server install-plugin gimp` lays it out for a user
+    whose GIMP is the chroot's (no profile yet, so the installer is told the version)."""
     base = tmp_path_factory.mktemp("gimp-install")
-    install_plugin("gimp", gimp_version="3.0", env={"HOME": str(base)}, platform="linux",
-                   flatpak=False)
-    return base / GIMP_PLUGINS
+    placement = install_plugin("gimp", gimp_version=editor_series(editor_chroot, "gimp"),
+                               env={"HOME": str(base)}, platform="linux", flatpak=False)
+    (plugin,) = placement.folders
+    return plugin.parent
 
 
 def stylize(root: Path, plugins: Path, url: str, token: str, plan: dict,
@@ -369,7 +372,7 @@ procedure.run(config)
 
 @pytest.mark.gui
 def test_dialog_in_the_gui(editor_chroot, gimp_plugins, live_server):
-    """GIMP's ProcedureDialog for the procedure, kept as tests/artifacts/gimp-dialog.png."""
+    """GIMP's ProcedureDialog, kept as tests/artifacts/gimp-dialog-<generation>.png."""
     result = gui_screenshot(
         editor_chroot,
         "gimp",

@@ -18,13 +18,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from harness import (
+    GENERATIONS,
     GIMP_PLUGINS,
     HOW_TO_RUN,
     KRITA_PYKRITA,
     MOUNT_STATE_NAME,
     REPO_ROOT,
     EditorScriptError,
+    HarnessUnavailable,
     chroot_mounts,
+    ensure_chroot,
     gui_screenshot,
     mounts_below,
     run_gimp,
@@ -318,3 +321,13 @@ def test_mounts_made_by_hand_are_left_alone(fake_root: Path) -> None:
         assert _mounted(fake_root) == {"proc", "dev"}
     assert _mounted(fake_root) == {"proc"}
     subprocess.run(["umount", str(fake_root / "proc")], check=True)
+
+
+@needs_root
+def test_a_chroot_of_another_suite_is_refused(tmp_path: Path) -> None:
+    """NST_EDITOR_CHROOT_SID pointing at the trixie chroot must not test GIMP 3.0 as 3.2."""
+    sid = next(g for g in GENERATIONS if g.suite == "sid")
+    (tmp_path / ".nst-editors-stamp.json").write_text(
+        '{"suite": "trixie", "packages": ["gimp"]}')
+    with pytest.raises(HarnessUnavailable, match="holds Debian trixie, not sid"):
+        ensure_chroot(tmp_path, sid)

@@ -1,10 +1,10 @@
-"""Real Krita 5.2 GUI (under Xvfb in the Debian 13 chroot) with the installed plugin enabled.
+"""Real Krita 5.2 and 5.3 GUI (under Xvfb in the Debian chroots) with the installed plugin enabled.
 
 An artist meets the plugin through Filter > Neural Style Transfer... and its dialog, so these
 tests drive exactly that: the action must be in the Filter menu, the dialog must open and find
 the server, and a run started from the dialog's button must leave Krita's UI thread free, add one
 layer, and be removed again by a single undo. The dialog's screenshot (tests/artifacts/
-krita-dialog.png) is the one docs/images/krita-dialog.png was copied from for the README.
+krita-dialog-gimp3.0-krita5.2.png) is the one docs/images/krita-dialog.png was copied from.
 """
 
 from __future__ import annotations

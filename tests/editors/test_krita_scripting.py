@@ -1,4 +1,4 @@
-"""Real Krita 5.2 (kritarunner in the Debian 13 chroot) stylising layers through the plugin's
+"""Real Krita 5.2 and 5.3 (kritarunner in the Debian chroots) stylising layers through the plugin's
 scripting entry `stylize_node`, against the real server on loopback.
 
 The plugin is installed exactly as `nst-server install-plugin krita` installs it (with the shared
