@@ -76,7 +76,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         key: value
         for key, value in {
             "size": args.size, "scales": args.scales, "iterations": args.iterations,
-            "initial_iterations": args.initial_iterations,
+            "initial_iterations": args.initial_iterations, "tolerance": args.tolerance,
             "full_iterations": args.full_iterations, "memory_budget": args.memory_budget,
             "content_weight": args.content_weight, "style_weight": args.style_weight,
             "tv_weight": args.tv_weight, "optimizer": args.optimizer,
@@ -194,6 +194,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--scales", type=int, help="number of scales, coarse to fine")
     s.add_argument("--iterations", type=int, help="iterations at each finer scale")
     s.add_argument("--initial-iterations", type=int, help="iterations at the coarsest scale")
+    s.add_argument("--tolerance", type=float,
+                   help="end a scale once its loss fell by less than this fraction over 10 "
+                        "iterations (0: run every iteration)")
     s.add_argument("--full-resolution", action="store_true",
                    help="go on past --size to the content's own size (no upsampling)")
     s.add_argument("--full-iterations", type=int,

@@ -17,6 +17,8 @@ from .errors import SettingsError
 from .layers import LAYER_NAMES
 from .memory import parse_bytes
 
+#: Iterations over which early stopping (``Settings.tolerance``) measures a scale's progress.
+PLATEAU_WINDOW = 10
 #: The smallest side a scale may have: below it the deep layers see almost nothing.
 MIN_SCALE_SIDE = 32
 #: A full-resolution scale within this factor of the one below replaces it instead of
@@ -45,6 +47,10 @@ class Settings:
     initial_iterations: int = 200
     #: Iterations at each finer scale, which mostly add detail.
     iterations: int = 100
+    #: Early stopping: a scale ends once its loss fell by less than this fraction over its
+    #: last ``PLATEAU_WINDOW`` iterations, since further ones change little that shows. The
+    #: iteration counts are then ceilings. 0: never; every count is exact.
+    tolerance: float = 0.0
     #: Go on past ``size`` to the content's own size: scales keep doubling, and the last one
     #: is the content's exact size, so the style's brush strokes are as fine as its pixels.
     full_resolution: bool = False
@@ -205,6 +211,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "style_weight": (0.0, 1e12),
     "tv_weight": (0.0, 1e9),
     "learning_rate": (1e-6, 10.0),
+    "tolerance": (0.0, 1.0),
     "style_scale": (0.1, 8.0),
     "preview_every": (0, 10000),
     "seed": (0, 2**63 - 1),
@@ -217,7 +224,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 _INTS = {"size", "scales", "initial_iterations", "iterations", "full_iterations",
          "preview_every", "seed", "memory_budget"}
-_FLOATS = {"content_weight", "style_weight", "tv_weight", "learning_rate", "style_scale"}
+_FLOATS = {"content_weight", "style_weight", "tv_weight", "learning_rate", "style_scale",
+           "tolerance"}
 _BOOLS = {"preserve_colors", "color_match", "full_resolution"}
 
 

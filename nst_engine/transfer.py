@@ -25,7 +25,7 @@ from . import images, memory, tiling
 from .device import precision_name, resolve_precision, select_device
 from .errors import Cancelled, ImageError, SettingsError
 from .objective import Network, Objective
-from .settings import MIN_SCALE_SIDE, Settings, fit
+from .settings import MIN_SCALE_SIDE, PLATEAU_WINDOW, Settings, fit
 from .vgg import VGG19
 from .weights import Weights, load_weights
 
@@ -349,6 +349,7 @@ class _Run:
             return torch.tensor(losses["total"])
 
         per_iteration = self.units[index] / self.iterations[index]
+        history: list[float] = []
         for step in range(1, self.iterations[index] + 1):
             self._check_cancel()
             # Reduced precision can overflow; keep the last good image to restart in fp32.
@@ -362,9 +363,21 @@ class _Run:
                     image.clamp_(0, 1)
             self.done_iterations += 1
             self.done_units += per_iteration
+            history.append(losses["total"])
+            flat = flattened(history, self.settings.tolerance)
+            if flat:
+                self._end_scale(index, step)
             last = step == self.iterations[index] and index == len(self.sizes) - 1
             self._report(index, image, losses, 0, 0, last)
+            if flat:
+                break
         return image.detach().float().contiguous().clamp(0, 1)
+
+    def _end_scale(self, index: int, step: int) -> None:
+        """The scale stops after ``step`` iterations: the work it will not do leaves the
+        totals, so the progress and the time estimate count only what is still to come."""
+        self.units[index] *= step / self.iterations[index]
+        self.iterations[index] = step
 
     def _check_cancel(self) -> None:
         if self.cancel is not None and self.cancel.cancelled:
@@ -459,6 +472,15 @@ def plan_run(height: int, width: int, settings: Settings,
             optimizer=settings.optimizer, dtype_bytes=_bytes(dtype), budget=budget,
             content_pixels=height * width, extra=styles * memory.IMAGE))
     return plans
+
+
+def flattened(losses: Sequence[float], tolerance: float) -> bool:
+    """Whether a scale's loss curve has flattened: it fell by less than ``tolerance`` (a
+    fraction) over the last ``PLATEAU_WINDOW`` iterations. Never with a tolerance of 0."""
+    if tolerance <= 0 or len(losses) <= PLATEAU_WINDOW:
+        return False
+    before = losses[-1 - PLATEAU_WINDOW]
+    return before - losses[-1] <= tolerance * abs(before)
 
 
 def _optimizer(plan: memory.ScalePlan, settings: Settings, image: torch.Tensor

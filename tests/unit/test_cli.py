@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from nst_engine.cli import main
@@ -36,6 +37,27 @@ def test_stylize_writes_the_image_and_intermediate_steps(images, tmp_path, capsy
     assert "3/3" in err and "ETA" in err and f"wrote {out}" in err
 
 
+def test_precision_bf16_runs_the_convolutions_in_bf16(images, tmp_path):
+    """The reduced-precision path a GPU takes by default, run on the CPU (issue 13)."""
+    content, style = images
+    out = tmp_path / "result.png"
+    seen: set[torch.dtype] = set()
+
+    def record(module: torch.nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        if isinstance(module, torch.nn.Conv2d):
+            seen.add(output.dtype)
+
+    hook = torch.nn.modules.module.register_module_forward_hook(record)
+    try:
+        code = main(["stylize", str(content), str(style), "-o", str(out), *TINY,
+                     "--precision", "bf16", "-q"])
+    finally:
+        hook.remove()
+    assert code == 0 and seen == {torch.bfloat16}
+    result = np.asarray(Image.open(out).convert("RGB"), dtype=np.float32)
+    assert result.std() > 0  # a real image, not a blank left by non-finite values
+
+
 def test_jpeg_output_drops_alpha(images, tmp_path):
     content, style = images
     out = tmp_path / "result.jpg"
@@ -48,6 +70,7 @@ def test_jpeg_output_drops_alpha(images, tmp_path):
     [
         (["--content-layers", "conv9_9"], "unknown layer 'conv9_9'"),
         (["--size", "5"], "'size': 5 is out of range"),
+        (["--tolerance", "2"], "'tolerance': 2.0 is out of range"),
         (["--weights", "/nonexistent/vgg.pth"], "weights file '/nonexistent/vgg.pth': no such"),
         (["--style-layers", "conv1_1:heavy"], "bad weight in 'conv1_1:heavy'"),
         (["--save-every", "0", "dir"], "must be a positive integer"),

@@ -51,6 +51,39 @@ def test_the_eta_is_not_guessed_from_the_warm_up(engine, content, style, tiny, m
     assert [r.eta for r in reports] == [None, 4.0, 3.0, 2.0, 1.0, 0.0]
 
 
+def test_a_scale_stops_once_its_loss_flattens(engine, content, style, tiny):
+    """Issue 13: the iteration count is a ceiling; once the loss falls by less than the
+    tolerance over ``PLATEAU_WINDOW`` iterations the scale ends, and the progress totals
+    shrink to what was done, so the last report is complete and its ETA is 0."""
+    _, reports = run(engine, content, style, tiny(initial_iterations=300, tolerance=0.5))
+    done = reports[-1].iteration
+    assert transfer.PLATEAU_WINDOW < done < 300
+    assert reports[0].total == 300 and reports[-1].total == done
+    assert reports[-1].work_done == pytest.approx(reports[-1].work_total)
+    assert reports[-1].eta == pytest.approx(0, abs=1e-6)
+    assert reports[-1].preview is not None  # the final image, as after a full run
+    totals = [r.losses["total"] for r in reports]
+    assert transfer.flattened(totals, 0.5) and not transfer.flattened(totals[:-1], 0.5)
+
+
+def test_each_scale_stops_on_its_own_and_the_next_one_runs(engine, style, tiny):
+    content = np.random.default_rng(2).random((64, 64, 3), dtype=np.float32)
+    _, reports = run(engine, content, style,
+                     tiny(size=64, scales=2, initial_iterations=300, iterations=300,
+                          tolerance=0.5))
+    per_scale = [sum(r.scale == s for r in reports) for s in (1, 2)]
+    assert all(transfer.PLATEAU_WINDOW < n < 300 for n in per_scale)
+    assert reports[-1].total == reports[-1].iteration == sum(per_scale)
+
+
+def test_a_flat_curve_is_judged_over_the_window_and_never_with_no_tolerance():
+    window = transfer.PLATEAU_WINDOW
+    steady = [100.0 - i for i in range(window + 1)]  # 10% less over the window
+    assert transfer.flattened(steady, 0.11) and not transfer.flattened(steady, 0.09)
+    assert not transfer.flattened(steady[1:], 0.5)  # too short to judge
+    assert not transfer.flattened([1.0] * (window + 5), 0.0)
+
+
 def test_a_preview_is_rendered_when_asked_at_the_size_asked(engine, content, style, tiny):
     """What the server makes a client's previews with, only when one asks (issue 17)."""
     rendered = []

@@ -1,0 +1,259 @@
+"""Time to a good result: the presets as they are now against today's schedules, pinned.
+
+    python bench/schedules.py                        # draft and balanced on three pairs
+    python bench/schedules.py --presets draft --pairs astronaut
+    python bench/schedules.py --presets draft --overrides '{"iterations": 12}'   # try one
+
+A preset's schedule (sizes, iteration counts, early stopping) decides how long an artist
+waits far more than the speed of one iteration does. To tell whether a new schedule is
+better, each preset runs as it is now *and* as a fixed reference: the schedule it had before
+issue 13 (``REFERENCE``), which never changes, so the ratio can be repeated later. Every run
+is a fresh ``nst``-engine process that saves an image every few iterations; one evaluator
+(``bench/quality.py``) scores them all, and we report when the current preset first reaches
+the reference's final quality (style SWD and content both at least as good), as a fraction
+of the reference's time.
+
+Times are the child process's CPU time (``time.process_time``, from its start, weights
+loading included), not wall time: the machine this was written on is shared, and another
+user's work stretches wall time but hardly CPU time. Each child runs one thread
+(``--threads``), since idle threads waiting on a busy machine burn CPU time too, and so two
+children can run side by side on two cores. Runs are stored in ``--out`` and reused while
+their settings are the same; ``--rerun`` runs them all again, which is needed after a change
+to the engine or to the cost of an iteration.
+
+Writes schedules.json and schedules.md into --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+from painting import painting  # noqa: E402
+from quality import Evaluator, Scores  # noqa: E402
+from skyline import skyline  # noqa: E402
+
+from nst_engine import Settings, StyleTransfer  # noqa: E402
+from nst_engine.transfer import Progress  # noqa: E402
+
+#: Today's schedules (before issue 13), pinned: the yardstick every later schedule is
+#: measured against. Early stopping off: every iteration count is exact.
+REFERENCE: dict[str, dict[str, object]] = {
+    "draft": {"size": 384, "scales": 2, "initial_iterations": 80, "iterations": 40},
+    "balanced": {"size": 512, "scales": 2, "initial_iterations": 200, "iterations": 100},
+}
+#: Content/style pairs: photographs and a generated city, against generated paintings.
+PAIRS = ("astronaut", "chelsea", "skyline")
+#: An image is saved (and later scored) every this many iterations.
+SAVE_EVERY = 5
+#: Each preset's final scores may be at most this much worse than the reference's.
+QUALITY_SLACK = 0.05
+
+
+def main() -> None:
+    args = _parser().parse_args()
+    if args.command == "child":
+        torch.set_num_threads(args.threads)
+        _child(json.loads(args.settings), args.content, args.style, args.workspace,
+               args.device)
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for preset in args.presets:
+        for pair in args.pairs:
+            rows.append(_compare(args, preset, pair))
+            (args.out / "schedules.json").write_text(json.dumps(
+                {"machine": _machine(args.threads), "rows": rows}, indent=2))
+    (args.out / "schedules.md").write_text(_markdown(_machine(args.threads), rows))
+    print((args.out / "schedules.md").read_text())
+
+
+# --- one run, in a child process ----------------------------------------------------------
+
+def _child(settings: dict, content: Path, style: Path, workspace: Path, device: str) -> None:
+    """Stylise once, saving an image every ``SAVE_EVERY`` iterations; write trace.json with
+    the CPU time of each image and the loss after every iteration."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    for old in workspace.glob("*.png"):
+        old.unlink()
+    engine = StyleTransfer(device=device)
+    images: list[dict] = []
+    losses: list[dict] = []
+
+    def on_progress(progress: Progress) -> None:
+        if progress.tile < progress.tiles:
+            return
+        cpu = time.process_time()
+        losses.append({"iteration": progress.iteration, "scale": progress.scale,
+                       "total": progress.losses["total"], "cpu_s": cpu})
+        if progress.preview is not None:
+            path = workspace / f"iteration_{progress.iteration:05d}.png"
+            progress.preview.save(path)
+            images.append({"path": path.name, "iteration": progress.iteration,
+                           "scale": progress.scale, "cpu_s": cpu})
+
+    result = engine.stylize(str(content), [str(style)],
+                            Settings.from_dict({**settings, "preview_every": SAVE_EVERY}),
+                            callback=on_progress)
+    result.save(workspace / "final.png")
+    images.append({"path": "final.png", "iteration": losses[-1]["iteration"],
+                   "scale": losses[-1]["scale"], "cpu_s": time.process_time()})
+    (workspace / "trace.json").write_text(json.dumps({"images": images, "losses": losses}))
+
+
+def _run(args: argparse.Namespace, settings: dict, content: Path, style: Path,
+         workspace: Path, reuse: bool) -> dict:
+    trace = workspace / "trace.json"
+    stored = workspace / "settings.json"
+    if not (reuse and trace.exists() and stored.exists()
+            and json.loads(stored.read_text()) == settings):
+        trace.unlink(missing_ok=True)
+        subprocess.run([sys.executable, __file__, "child", "--settings", json.dumps(settings),
+                        "--content", str(content), "--style", str(style),
+                        "--workspace", str(workspace), "--device", args.device,
+                        "--threads", str(args.threads)], check=True)
+        stored.write_text(json.dumps(settings))
+    return json.loads(trace.read_text())
+
+
+# --- comparison ---------------------------------------------------------------------------
+
+def _compare(args: argparse.Namespace, preset: str, pair: str) -> dict:
+    content, style = _pair(args.out / "images", pair)
+    reference = {**Settings.from_preset(preset, **REFERENCE[preset],
+                                        tolerance=0.0).to_dict(), "seed": 0}
+    current = {**Settings.from_preset(preset, **args.overrides).to_dict(), "seed": 0}
+    work = args.out / f"schedules-{preset}-{pair}"
+    runs = {name: _run(args, settings, content, style, work / name, reuse=not args.rerun)
+            for name, settings in (("reference", reference), ("current", current))}
+    evaluator = Evaluator(content, style, int(current["size"]))
+    ref_final, cur_final = (_final(evaluator, work / name, runs[name])
+                            for name in ("reference", "current"))
+    reached = _first_reaching(evaluator, work / "current", runs["current"], ref_final[1])
+    row = {
+        "preset": preset, "pair": pair, "content": content.name, "style": style.name,
+        "reference": {"schedule": REFERENCE[preset], "cpu_s": ref_final[0],
+                      "iterations": runs["reference"]["images"][-1]["iteration"],
+                      "final": ref_final[1].as_dict()},
+        "current": {"schedule": {k: current[k] for k in (*REFERENCE[preset], "tolerance")},
+                    "cpu_s": cur_final[0],
+                    "iterations": runs["current"]["images"][-1]["iteration"],
+                    "final": cur_final[1].as_dict()},
+        "current_reaches_reference_at_cpu_s": reached,
+        "ratio": None if reached is None else reached / ref_final[0],
+        "final_within_slack": _within(cur_final[1], ref_final[1]),
+    }
+    print(f"{preset} {pair}: reference {ref_final[0]:.0f} s CPU, current {cur_final[0]:.0f} s, "
+          f"reached at {reached}, ratio {row['ratio']}", flush=True)
+    return row
+
+
+def _final(evaluator: Evaluator, workspace: Path, run: dict) -> tuple[float, Scores]:
+    image = run["images"][-1]
+    return image["cpu_s"], evaluator.score(workspace / image["path"])
+
+
+def _first_reaching(evaluator: Evaluator, workspace: Path, run: dict, target: Scores
+                    ) -> float | None:
+    """CPU time of the run's first image at least as good as ``target``, looking only at
+    its finest scale: an image of a coarser one is upsampled, and so blurred that it never
+    comes close (style SWD 0.29 against 0.08 on the draft's first pair). Scoring stops at
+    the first that reaches it: on a busy 2-core machine each score takes seconds."""
+    finest = run["images"][-1]["scale"]
+    for image in run["images"]:
+        if image["scale"] == finest and evaluator.score(
+                workspace / image["path"]).at_least_as_good_as(target):
+            return image["cpu_s"]
+    return None
+
+
+def _within(current: Scores, reference: Scores) -> bool:
+    """Each final score at most ``QUALITY_SLACK`` worse than the reference's."""
+    return (current.style_swd <= reference.style_swd * (1 + QUALITY_SLACK)
+            and current.content <= reference.content * (1 + QUALITY_SLACK))
+
+
+def _pair(folder: Path, name: str) -> tuple[Path, Path]:
+    """The content and style of a named pair; the generated ones are made on first use."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if name == "astronaut":
+        return BENCH / "images" / "astronaut.png", BENCH / "images" / "painting.png"
+    if name == "chelsea":
+        style = folder / "painting-seed1.png"
+        if not style.exists():
+            painting(512, seed=1).save(style)
+        return BENCH / "images" / "chelsea.png", style
+    if name == "skyline":
+        content = folder / "skyline-512.png"
+        if not content.exists():
+            skyline(512).save(content)
+        return content, BENCH / "images" / "painting.png"
+    raise ValueError(f"unknown pair '{name}'; one of {', '.join(PAIRS)}")
+
+
+# --- report -------------------------------------------------------------------------------
+
+def _machine(threads: int) -> dict:
+    from benchmark import _cpu_name  # the race's own description of the machine
+
+    return {"name": _cpu_name(), "threads": threads, "torch": torch.__version__,
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def _markdown(machine: dict, rows: list[dict]) -> str:
+    lines = [f"Machine: {machine['name']}, {machine['threads']} thread(s) per run, torch "
+             f"{machine['torch']}, {machine['date']}. Times are each run's CPU time (s).", "",
+             "| preset | content / style | reference: iterations, CPU, SWD, content | now: "
+             "iterations, CPU, SWD, content | CPU now / reference | final within 5% | now "
+             "reaches the reference's final quality at |",
+             "|---|---|---|---|---:|---|---:|"]
+    for r in rows:
+        ref, cur = r["reference"], r["current"]
+        reached = r["current_reaches_reference_at_cpu_s"]
+        lines.append(
+            f"| {r['preset']} | {r['content']} / {r['style']} | {ref['iterations']}, "
+            f"{ref['cpu_s']:.0f}, {ref['final']['style_swd']:.3f}, "
+            f"{ref['final']['content']:.3f} | {cur['iterations']}, {cur['cpu_s']:.0f}, "
+            f"{cur['final']['style_swd']:.3f}, {cur['final']['content']:.3f} | "
+            f"{cur['cpu_s'] / ref['cpu_s']:.2f} | "
+            f"{'yes' if r['final_within_slack'] else 'no'} | "
+            f"{_reached(reached, r['ratio'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _reached(cpu_s: float | None, ratio: float | None) -> str:
+    return "never" if cpu_s is None or ratio is None else f"{cpu_s:.0f} ({ratio:.2f})"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "child"])
+    parser.add_argument("--presets", nargs="+", default=list(REFERENCE), choices=list(REFERENCE))
+    parser.add_argument("--pairs", nargs="+", default=list(PAIRS), choices=list(PAIRS))
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=BENCH / "results")
+    parser.add_argument("--overrides", type=json.loads, default={}, metavar="JSON",
+                        help="settings that change the presets as they are now, to try a "
+                             "schedule before it becomes one, e.g. '{\"iterations\": 12}'")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--rerun", action="store_true", help="run again, stored runs too")
+    # For the child process only.
+    parser.add_argument("--settings", help=argparse.SUPPRESS)
+    parser.add_argument("--content", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--style", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--workspace", type=Path, help=argparse.SUPPRESS)
+    return parser
+
+
+if __name__ == "__main__":
+    main()
