@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from . import previews
 from .pixels import rgba8_to_layout
 from .qt import QtCore, QtGui, Signal
 from .shared import nst_client
+from .shared import nst_previews as previews
 
 
 def decode_preview(
