@@ -18,6 +18,7 @@ from pathlib import Path
 
 import harness
 import pytest
+from server_relay import ServerRelay
 
 from nst_server.plugin_install import install_plugin
 
@@ -82,3 +83,14 @@ def krita_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pykrita = base / "pykrita"
     install_plugin("krita", pykrita, env={"HOME": str(base / "home")}, platform="linux")
     return pykrita
+
+
+@pytest.fixture
+def server_relay(editor_chroot: Path, tmp_path: Path) -> Iterator[ServerRelay]:
+    """No server running, and a relay that starts the real one on the host when a plugin in
+    the chroot runs the command of ``server_relay.launch_json()`` (see server_relay.py)."""
+    relay = ServerRelay(editor_chroot, tmp_path / "server-data")
+    try:
+        yield relay
+    finally:
+        relay.close()

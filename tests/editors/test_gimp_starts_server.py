@@ -1,0 +1,115 @@
+"""Real GIMP 3.0 (headless, in the Debian 13 chroot) with no server running: the plug-in
+starts it, reuses it the next time, and shows a live preview layer while a job runs.
+
+The plug-in is installed as `nst-server install-plugin gimp` installs it; its HOME holds a
+launch.json, as install-plugin writes one, and no connection.json. The chroot's Python cannot
+run the host's virtual environment, so launch.json's command is ``inside/nst_server_relay.py``,
+which has the host start the real ``python -m nst_server serve`` (``server_relay.py``);
+everything the plug-in does (finding launch.json, spawning the command detached, waiting for
+``/v1/health``, the preview layer) is its real code.
+
+A batch script blocks while GIMP runs a procedure, so it cannot look at the image meanwhile.
+The second run therefore calls the installed plug-in's ``stylize`` in the script's own GIMP
+process, with the preview layer's ``show`` and ``remove`` wrapped to record the image's layers
+right after each, as the Layers dialog shows them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from harness import GIMP_PLUGINS, run_gimp
+from sample_images import job_inputs
+from server_relay import LAUNCH_JSON
+
+from nst_server.plugin_install import install_plugin
+
+# Enough iterations that the job outlives a few status polls, so previews are asked for.
+SLOW_DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 60, "size": 96}
+
+# Runs inside GIMP: the filter's procedure once, then its stylize() with the preview watched.
+SCRIPT = """\
+import json
+import os
+import sys
+
+from gi.repository import Gimp, Gio
+
+IN, OUT = os.environ["NST_IN"], os.environ["NST_OUT"]
+plan = json.load(open(os.path.join(IN, "plan.json")))
+image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE,
+                       Gio.File.new_for_path(os.path.join(IN, "content.png")))
+source = image.get_layers()[0]
+style = os.path.join(IN, "style.png")
+
+
+def names():
+    return [layer.get_name() for layer in image.get_layers()]
+
+
+procedure = Gimp.get_pdb().lookup_procedure("python-fu-neural-style-transfer")
+config = procedure.create_config()
+config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+config.set_property("image", image)
+config.set_core_object_array("drawables", [source])
+config.set_property("style", Gio.File.new_for_path(style))
+config.set_property("extra-settings", json.dumps(plan["settings"]))
+result = procedure.run(config)
+first = {"status": result.index(0).value_nick, "source": source.get_name(), "layers": names()}
+if first["status"] != "success":
+    first["error"] = str(result.index(1))
+
+sys.path.insert(0, os.path.join(os.environ["HOME"], ".config/GIMP/3.0/plug-ins",
+                                "neural-style-transfer"))
+from nst_gimp import preview
+from nst_gimp.arguments import Choices
+from nst_gimp.stylize import stylize
+
+seen = []
+for method in ("show", "remove"):
+    def watched(self, *args, _original=getattr(preview.PreviewLayer, method), _name=method):
+        _original(self, *args)
+        seen.append([_name, names()])
+    setattr(preview.PreviewLayer, method, watched)
+layer = stylize(image, [source], Choices(style, plan["settings"], False))
+second = {"layer": layer.get_name(), "layers": names(), "seen": seen}
+with open(os.path.join(OUT, "runs.json"), "w") as handle:
+    json.dump([first, second], handle)
+"""
+
+
+@pytest.fixture(scope="module")
+def gimp_plugins(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("gimp-install")
+    install_plugin("gimp", gimp_version="3.0", env={"HOME": str(base)}, platform="linux",
+                   flatpak=False)
+    return base / GIMP_PLUGINS
+
+
+def test_first_stylize_starts_the_server_the_next_reuses_it_with_a_live_preview(
+        editor_chroot, gimp_plugins, server_relay):
+    result = run_gimp(
+        editor_chroot,
+        SCRIPT,
+        inputs=job_inputs({"settings": SLOW_DRAFT}),
+        home_files={GIMP_PLUGINS: gimp_plugins, LAUNCH_JSON: server_relay.launch_json()},
+        timeout=300,
+    )
+    first, second = json.loads(result.files["runs.json"])
+    assert first["status"] == "success", first
+    assert first["layers"] == ["style (style transfer)", first["source"]]
+    # Started once, by the first run, and still running once that plug-in process ended.
+    assert len(server_relay.servers) == 1, server_relay.log.read_text()
+    assert server_relay.servers[0].poll() is None, "the server stopped with the plug-in"
+    # The second run found it answering, and its result came back.
+    assert second["layer"].startswith("style (style transfer)")  # GIMP adds " #1"
+    # Just above its source, so below the first run's result.
+    assert second["layers"] == ["style (style transfer)", second["layer"], first["source"]], second
+    # While the job ran, its preview layer lay just above the source; it was gone before
+    # the result was added.
+    with_preview = ["style (style transfer)", "Preview: style", first["source"]]
+    shown = [layers for step, layers in second["seen"] if step == "show"]
+    assert shown and all(layers == with_preview for layers in shown), second["seen"]
+    assert second["seen"][-1] == ["remove", first["layers"]], second["seen"]
