@@ -67,6 +67,12 @@ from nst_gimp import preview
 from nst_gimp.arguments import Choices
 from nst_gimp.stylize import stylize
 
+# What GIMP's Cancel button leaves (it kills the plug-in): a frame of a killed run's preview.
+from nst_gimp.layers import read_source
+left_over = preview.PreviewLayer(read_source(image, [source], False), "Preview: killed")
+left_over.show(open(style, "rb").read())
+left_over_seen = names()
+
 seen = []
 for method in ("show", "remove"):
     def watched(self, *args, _original=getattr(preview.PreviewLayer, method), _name=method):
@@ -74,7 +80,8 @@ for method in ("show", "remove"):
         seen.append([_name, names()])
     setattr(preview.PreviewLayer, method, watched)
 layer = stylize(image, [source], Choices(style, plan["settings"], False))
-second = {"layer": layer.get_name(), "layers": names(), "seen": seen}
+second = {"layer": layer.get_name(), "layers": names(), "seen": seen,
+          "left_over": left_over_seen}
 with open(os.path.join(OUT, "runs.json"), "w") as handle:
     json.dump([first, second], handle)
 """
@@ -108,7 +115,9 @@ def test_first_stylize_starts_the_server_the_next_reuses_it_with_a_live_preview(
     # Just above its source, so below the first run's result.
     assert second["layers"] == ["style (style transfer)", second["layer"], first["source"]], second
     # While the job ran, its preview layer lay just above the source; it was gone before
-    # the result was added.
+    # the result was added. The left-over frame was gone before the first preview.
+    # The frame a killed run left was removed first (only it: not the first run's result).
+    assert second["left_over"] == ["style (style transfer)", "Preview: killed", first["source"]]
     with_preview = ["style (style transfer)", "Preview: style", first["source"]]
     shown = [layers for step, layers in second["seen"] if step == "show"]
     assert shown and all(layers == with_preview for layers in shown), second["seen"]

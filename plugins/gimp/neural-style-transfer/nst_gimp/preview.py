@@ -6,6 +6,10 @@ it. The preview must never become an undo step of its own: the artist's undo his
 run is the result layer's one step, as in Krita. So each change to the layer stack (a frame
 added, the last one removed) is made with the image's undo frozen, which records nothing and
 keeps the steps before it; the artist's own edits in between are recorded as usual.
+
+GIMP's Cancel button kills the plug-in, so no code of ours can remove the preview then. Each
+frame carries a (not saved) parasite that marks it as ours, and the next run removes what a
+killed one left: :func:`remove_left_over`, never a layer of the artist's that has the same name.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from collections.abc import Iterator
 from gi.repository import Gimp, Gio
 
 from .layers import Source
+
+#: Marks a preview frame, so a frame left by a killed run is told apart from the artist's layers.
+PARASITE = "nst-preview-frame"
 
 
 @contextlib.contextmanager
@@ -46,6 +53,7 @@ class PreviewLayer:
         with _unrecorded(image):
             self._drop()  # first: GIMP would name the new frame "... #1" beside the old one
             frame.set_name(self._name)
+            frame.attach_parasite(Gimp.Parasite.new(PARASITE, 0, b"1"))  # flags 0: not saved
             frame.scale(source.width, source.height, False)
             frame.set_offsets(source.x, source.y)
             image.insert_layer(frame, source.layer.get_parent(),
@@ -79,3 +87,14 @@ def _load_layer(image: Gimp.Image, png: bytes) -> Gimp.Layer:
                                     Gio.File.new_for_path(path))
     finally:
         os.unlink(path)
+
+
+def remove_left_over(image: Gimp.Image) -> None:
+    """Remove the preview frames a run killed by GIMP's Cancel button left in ``image``."""
+    frames = [layer for layer in image.get_layers() if layer.get_parasite(PARASITE) is not None]
+    if not frames:
+        return
+    with _unrecorded(image):
+        for frame in frames:
+            image.remove_layer(frame)
+    Gimp.displays_flush()

@@ -9,7 +9,7 @@ from gi.repository import Gimp
 from .arguments import TITLE, ChoiceError, Choices
 from .formats import UnsupportedPrecision
 from .layers import LayerError, add_result_layer, read_source
-from .preview import PreviewLayer
+from .preview import PreviewLayer, remove_left_over
 from .shared import nst_client, nst_launcher, nst_options, nst_previews
 from .watchdog import cancel_if_killed
 
@@ -52,8 +52,10 @@ def stylize(image: Gimp.Image, drawables: list, choices: Choices) -> Gimp.Layer:
 
     The server is started first if none answers. GIMP stays responsive meanwhile (a plug-in is
     a process of its own); its progress bar's Cancel button ends the run by killing the
-    plug-in, and the watchdog held while the job runs then cancels the server's job.
+    plug-in, and the watchdog held while the job runs then cancels the server's job; the
+    preview layer that leaves is removed by the next run.
     """
+    remove_left_over(image)
     source = read_source(image, drawables, choices.selection_only)
     request = nst_client.StyleRequest(
         source.pixels,
