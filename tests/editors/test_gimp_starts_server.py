@@ -17,6 +17,7 @@ right after each, as the Layers dialog shows them.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,50 @@ def test_first_stylize_starts_the_server_the_next_reuses_it_with_a_live_preview(
     shown = [layers for step, layers in second["seen"] if step == "show"]
     assert shown and all(layers == with_preview for layers in shown), second["seen"]
     assert second["seen"][-1] == ["remove", first["layers"]], second["seen"]
+
+
+FAIL_SCRIPT = """\
+import json
+import os
+
+from gi.repository import Gimp, Gio
+
+IN, OUT = os.environ["NST_IN"], os.environ["NST_OUT"]
+image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE,
+                       Gio.File.new_for_path(os.path.join(IN, "content.png")))
+procedure = Gimp.get_pdb().lookup_procedure("python-fu-neural-style-transfer")
+config = procedure.create_config()
+config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+config.set_property("image", image)
+config.set_core_object_array("drawables", image.get_layers())
+config.set_property("style", Gio.File.new_for_path(os.path.join(IN, "style.png")))
+result = procedure.run(config)
+with open(os.path.join(OUT, "run.json"), "w") as handle:
+    json.dump({"status": result.index(0).value_nick, "error": str(result.index(1)),
+               "layers": [layer.get_name() for layer in image.get_layers()]}, handle)
+"""
+
+
+def test_a_server_that_fails_to_start_shows_its_log_and_the_command(editor_chroot,
+                                                                    gimp_plugins):
+    """The start fails (here: a command that only prints and exits 1): the run ends with the
+    log's last lines and the command, and the image is left as it was."""
+    crash = ["/usr/bin/python3", "-c", "print('weights not found: pass --weights'); exit(1)"]
+    log = f"/tmp/nst-failed-start-{uuid.uuid4().hex}.log"
+    launch = {"version": 1, "command": crash, "log": log}
+    try:
+        result = run_gimp(
+            editor_chroot,
+            FAIL_SCRIPT,
+            inputs=job_inputs({}),
+            home_files={GIMP_PLUGINS: gimp_plugins, LAUNCH_JSON: json.dumps(launch)},
+            timeout=300,
+        )
+    finally:
+        (editor_chroot / log.lstrip("/")).unlink(missing_ok=True)
+    run = json.loads(result.files["run.json"])
+    assert run["status"] == "execution-error", run
+    assert "stopped (exit status 1)" in run["error"], run["error"]
+    assert "weights not found: pass --weights" in run["error"]
+    assert "/usr/bin/python3 -c" in run["error"]  # what to run by hand
+    assert len(run["layers"]) == 1  # no result, and no preview left behind

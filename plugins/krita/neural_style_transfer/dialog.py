@@ -392,10 +392,13 @@ class StyleTransferDialog(QtWidgets.QDialog):
             self.resume_id = exc.job_id
             self.server_gone = True
             self._set_running(self.worker is not None)  # Resume shows once the worker is done
-            self.message.setText(f"{exc}\nPress Resume once the server is running again.")
+            self.message.setText(f"{exc}\nPress Resume: it starts the server again if needed.")
             return  # keep the preview layer: the job may still finish
         self.resume_id = None
         self._remove_preview()
+        if isinstance(exc, nst_launcher.LaunchError):  # the message has the log and command
+            self.server_line.setText(nst_launcher.NOT_RUNNING)
+            self.start_server_button.show()
         if isinstance(exc, nst_client.JobCancelled):
             self.progress.setValue(0)
             self.message.setText("Cancelled. Your layer is unchanged.")
