@@ -146,10 +146,14 @@ def reachable_client(env: Mapping[str, str] | None = None, timeout: float = 3.0
     """A client of the server named by ``connection.json`` (or the environment) if it answers
     ``/v1/health`` now, else None. Read afresh each time: a server writes it when it listens."""
     try:
-        client = nst_client.Client.discover(env=env, timeout=timeout)
-        client.health()
+        return _healthy_client(env, timeout)
     except nst_client.ServerUnavailable:
         return None
+
+
+def _healthy_client(env: Mapping[str, str] | None, timeout: float = 3.0) -> nst_client.Client:
+    client = nst_client.Client.discover(env=env, timeout=timeout)
+    client.health()
     client.timeout = 60.0  # the job's requests get the client's usual patience
     return client
 
@@ -204,15 +208,11 @@ def ensure_server(
     ``launch.json`` (``on_status`` hears :data:`STARTING` first). Blocks until the server
     answers, so call it off the editor's UI thread. Raises a LaunchError that says what to do.
     """
-    client = reachable_client(env)
-    if client is not None:
-        return client
-    named = (os.environ if env is None else env).get("NST_SERVER_URL")
-    if named:  # a server chosen by hand, maybe elsewhere: never replaced by a local one
-        raise LaunchError(
-            f"The style transfer server at {named} (NST_SERVER_URL) does not answer. Start it "
-            f"there, or unset NST_SERVER_URL so that the editor starts its own."
-        )
+    try:
+        return _healthy_client(env)
+    except nst_client.ServerUnavailable:
+        if (os.environ if env is None else env).get("NST_SERVER_URL"):
+            raise  # a server chosen by hand, maybe elsewhere, is never replaced by a local one
     spec = read_launch_spec(launch_file(env))
     command = host_command(spec, env)
     if on_status is not None:

@@ -222,7 +222,9 @@ def test_no_launch_file_says_how_to_get_one(home):
 def test_a_server_named_by_hand_is_never_replaced_by_a_local_one(fake, home):
     folder = fake()
     env = {**home, "NST_SERVER_URL": "http://127.0.0.1:9"}
-    with pytest.raises(nst_launcher.LaunchError, match="NST_SERVER_URL"):
+    # The documented error, which says to start that server.
+    documented = r"Cannot reach .* http://127\.0\.0\.1:9 .* `nst-server`"
+    with pytest.raises(ServerUnavailable, match=documented):
         nst_launcher.ensure_server(env=env)
     assert _starts(folder) == 0
 

@@ -19,7 +19,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 
-from gi.repository import Gimp, Gio
+from gi.repository import Gimp, Gio, GLib
 
 from .layers import Source
 
@@ -45,11 +45,14 @@ class PreviewLayer:
         self._layer: Gimp.Layer | None = None
 
     def show(self, png: bytes) -> None:
-        """Put ``png`` (the server's preview) over the source, scaled to its size."""
+        """Put ``png`` (the server's preview) over the source, scaled to its size. A frame
+        GIMP cannot decode is skipped: a preview is worth less than the job."""
         source, image = self._source, self._source.image
         if not (image.is_valid() and source.layer.is_valid()):
             return  # closed or deleted meanwhile: the result step reports it
         frame = _load_layer(image, png)
+        if frame is None:
+            return
         with _unrecorded(image):
             self._drop()  # first: GIMP would name the new frame "... #1" beside the old one
             frame.set_name(self._name)
@@ -77,14 +80,16 @@ class PreviewLayer:
             self._source.image.remove_layer(self._layer)
 
 
-def _load_layer(image: Gimp.Image, png: bytes) -> Gimp.Layer:
-    """A layer (not yet in the image) decoded by GIMP from PNG bytes."""
+def _load_layer(image: Gimp.Image, png: bytes) -> Gimp.Layer | None:
+    """A layer (not yet in the image) decoded by GIMP from PNG bytes; None if it cannot be."""
     handle, path = tempfile.mkstemp(prefix="nst-preview-", suffix=".png")
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(png)
         return Gimp.file_load_layer(Gimp.RunMode.NONINTERACTIVE, image,
                                     Gio.File.new_for_path(path))
+    except (GLib.Error, OSError):  # a full temporary folder, or a PNG GIMP refuses
+        return None
     finally:
         os.unlink(path)
 
