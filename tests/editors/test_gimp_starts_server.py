@@ -27,8 +27,9 @@ from server_relay import LAUNCH_JSON
 
 from nst_server.plugin_install import install_plugin
 
-# Enough iterations that the job outlives a few status polls, so previews are asked for.
-SLOW_DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 60, "size": 96}
+# Enough iterations that the job outlives a few status polls, so previews are asked for; a
+# working size under the 40 px layer's, so each preview must be scaled up to cover it.
+SLOW_DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 60, "size": 32}
 
 # Runs inside GIMP: the filter's procedure once, then its stylize() with the preview watched.
 SCRIPT = """\
@@ -48,6 +49,11 @@ style = os.path.join(IN, "style.png")
 
 def names():
     return [layer.get_name() for layer in image.get_layers()]
+
+
+def frame_box():  # where the preview frame lies, if there is one
+    return [[layer.get_width(), layer.get_height(), *layer.get_offsets()[1:]]
+            for layer in image.get_layers() if layer.get_name() == "Preview: style"]
 
 
 procedure = Gimp.get_pdb().lookup_procedure("python-fu-neural-style-transfer")
@@ -78,11 +84,12 @@ seen = []
 for method in ("show", "remove"):
     def watched(self, *args, _original=getattr(preview.PreviewLayer, method), _name=method):
         _original(self, *args)
-        seen.append([_name, names()])
+        seen.append([_name, names(), frame_box()])
     setattr(preview.PreviewLayer, method, watched)
 layer = stylize(image, [source], Choices(style, plan["settings"], False))
 second = {"layer": layer.get_name(), "layers": names(), "seen": seen,
-          "left_over": left_over_seen}
+          "left_over": left_over_seen, "source_box": [source.get_width(), source.get_height(),
+                                                      *source.get_offsets()[1:]]}
 with open(os.path.join(OUT, "runs.json"), "w") as handle:
     json.dump([first, second], handle)
 """
@@ -120,9 +127,11 @@ def test_first_stylize_starts_the_server_the_next_reuses_it_with_a_live_preview(
     # The frame a killed run left was removed first (only it: not the first run's result).
     assert second["left_over"] == ["style (style transfer)", "Preview: killed", first["source"]]
     with_preview = ["style (style transfer)", "Preview: style", first["source"]]
-    shown = [layers for step, layers in second["seen"] if step == "show"]
-    assert shown and all(layers == with_preview for layers in shown), second["seen"]
-    assert second["seen"][-1] == ["remove", first["layers"]], second["seen"]
+    shown = [(layers, box) for step, layers, box in second["seen"] if step == "show"]
+    assert shown and all(layers == with_preview for layers, _ in shown), second["seen"]
+    # Each frame (a preview of at most 32 px) covers the source exactly.
+    assert all(box == [second["source_box"]] for _, box in shown), second
+    assert second["seen"][-1] == ["remove", first["layers"], []], second["seen"]
 
 
 FAIL_SCRIPT = """\

@@ -56,12 +56,13 @@ class PreviewLayer:
         with _unrecorded(image):
             self._drop()  # first: GIMP would name the new frame "... #1" beside the old one
             frame.set_name(self._name)
-            frame.attach_parasite(Gimp.Parasite.new(PARASITE, 0, b"1"))  # flags 0: not saved
-            frame.scale(source.width, source.height, False)
-            frame.set_offsets(source.x, source.y)
             image.insert_layer(frame, source.layer.get_parent(),
                                image.get_item_position(source.layer))
             self._layer = frame
+            # Only a layer in an image can be scaled, moved or marked.
+            frame.attach_parasite(Gimp.Parasite.new(PARASITE, 0, b"1"))  # flags 0: not saved
+            frame.scale(source.width, source.height, False)
+            frame.set_offsets(source.x, source.y)
         Gimp.displays_flush()  # the display shows the new frame only now: no flicker
 
     def remove(self) -> None:
