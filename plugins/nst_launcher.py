@@ -48,6 +48,7 @@ __all__ = [
     "SandboxedEditor",
     "StartFailed",
     "ensure_server",
+    "host_command",
     "launch_file",
     "reachable_client",
     "read_launch_spec",
@@ -206,7 +207,9 @@ def ensure_server(
 ) -> nst_client.Client:
     """A client of a running server: the one that answers now, else one started from
     ``launch.json`` (``on_status`` hears :data:`STARTING` first). Blocks until the server
-    answers, so call it off the editor's UI thread. Raises a LaunchError that says what to do.
+    answers, so call it off the editor's UI thread. Raises a LaunchError that says what to do,
+    or, for a server named by ``NST_SERVER_URL`` (never replaced by a local one), the client's
+    own ServerUnavailable.
     """
     try:
         return _healthy_client(env)
