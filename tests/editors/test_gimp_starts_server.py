@@ -68,8 +68,7 @@ first = {"status": result.index(0).value_nick, "source": source.get_name(), "lay
 if first["status"] != "success":
     first["error"] = str(result.index(1))
 
-sys.path.insert(0, os.path.join(os.environ["HOME"], ".config/GIMP/3.0/plug-ins",
-                                "neural-style-transfer"))
+sys.path.insert(0, os.path.join(os.environ["HOME"], plan["plug_in"]))
 from nst_gimp import preview
 from nst_gimp.arguments import Choices
 from nst_gimp.stylize import stylize
@@ -108,7 +107,8 @@ def test_first_stylize_starts_the_server_the_next_reuses_it_with_a_live_preview(
     result = run_gimp(
         editor_chroot,
         SCRIPT,
-        inputs=job_inputs({"settings": SLOW_DRAFT}),
+        inputs=job_inputs({"settings": SLOW_DRAFT,
+                           "plug_in": f"{GIMP_PLUGINS}/neural-style-transfer"}),
         home_files={GIMP_PLUGINS: gimp_plugins, LAUNCH_JSON: server_relay.launch_json()},
         timeout=300,
     )
