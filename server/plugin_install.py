@@ -1,9 +1,9 @@
 """Install or package the Krita and GIMP plugins (`nst-server install-plugin`, `package-plugin`).
 
 Why here and not in the plugins: the plugins are copied into the editors' own folders, and each
-copy must carry the shared modules (:data:`SHARED`: the client and job flow, the dialogs' choices)
-where its ``shared`` module looks for them, so the editor's Python needs nothing from this project
-at run time.
+copy must carry the shared modules (:data:`SHARED`: the client and job flow, the dialogs' choices,
+starting the server, pacing previews) where its ``shared`` module looks for them, so the editor's
+Python needs nothing from this project at run time.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _plugins_root() -> Path:
 
 PLUGINS_ROOT = _plugins_root()
 #: The modules in plugins/ that both plugins import (through their ``shared`` module).
-SHARED = ("nst_client.py", "nst_options.py")
+SHARED = ("nst_client.py", "nst_options.py", "nst_launcher.py", "nst_previews.py")
 KRITA_NAME = "neural_style_transfer"  # X-KDE-Library in the .desktop file and the package name
 GIMP_NAME = "neural-style-transfer"  # GIMP 3 wants plug-ins/NAME/NAME.py
 #: What GIMP 3 is called on PATH: Debian and Fedora name it after its version, too.

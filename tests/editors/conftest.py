@@ -24,6 +24,7 @@ from pathlib import Path
 
 import harness
 import pytest
+from server_relay import ServerRelay
 
 from nst_server.plugin_install import install_plugin
 
@@ -130,3 +131,25 @@ def krita_plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pykrita = base / "pykrita"
     install_plugin("krita", pykrita, env={"HOME": str(base / "home")}, platform="linux")
     return pykrita
+
+
+@pytest.fixture(scope="session")
+def gimp_plugins(tmp_path_factory: pytest.TempPathFactory, editor_chroot: Path) -> Path:
+    """A plug-ins folder exactly as `nst-server install-plugin gimp` lays it out for a user
+    whose GIMP is the chroot's (no profile yet, so the installer is told the version)."""
+    base = tmp_path_factory.mktemp("gimp-install")
+    placement = install_plugin("gimp", gimp_version=harness.editor_series(editor_chroot, "gimp"),
+                               env={"HOME": str(base)}, platform="linux", flatpak=False)
+    (plugin,) = placement.folders
+    return plugin.parent
+
+
+@pytest.fixture
+def server_relay(editor_chroot: Path, tmp_path: Path) -> Iterator[ServerRelay]:
+    """No server running, and a relay that starts the real one on the host when a plugin in
+    the chroot runs the command of ``server_relay.launch_json()`` (see server_relay.py)."""
+    relay = ServerRelay(editor_chroot, tmp_path / "server-data")
+    try:
+        yield relay
+    finally:
+        relay.close()

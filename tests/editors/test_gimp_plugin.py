@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import GIMP_PLUGINS, editor_series, gui_screenshot, run_gimp
+from harness import GIMP_PLUGINS, gui_screenshot, run_gimp
 from PIL import Image
 from sample_images import (
     FULL_H,
@@ -31,8 +31,6 @@ from sample_images import (
     job_inputs,
     png,
 )
-
-from nst_server.plugin_install import install_plugin
 
 # A few iterations more than the least: two barely move the pixels (mean change < 4 of 255).
 DRAFT = {"preset": "draft", "scales": 1, "initial_iterations": 10, "size": 64}
@@ -114,17 +112,6 @@ for index, seed in enumerate(plan.get("seeds", [])):  # more runs, for the seed'
     save(f"seed-{index}.bin", pixels(procedure.run(config).index(1)))
 save("info.json", json.dumps(info).encode())
 """
-
-
-@pytest.fixture(scope="module")
-def gimp_plugins(tmp_path_factory, editor_chroot) -> Path:
-    """A plug-ins folder exactly as `nst-server install-plugin gimp` lays it out for a user
-    whose GIMP is the chroot's (no profile yet, so the installer is told the version)."""
-    base = tmp_path_factory.mktemp("gimp-install")
-    placement = install_plugin("gimp", gimp_version=editor_series(editor_chroot, "gimp"),
-                               env={"HOME": str(base)}, platform="linux", flatpak=False)
-    (plugin,) = placement.folders
-    return plugin.parent
 
 
 def stylize(root: Path, plugins: Path, url: str, token: str, plan: dict,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from harness import KRITA_PYKRITA, gui_screenshot
 from sample_images import png, style_pixels
+from server_relay import LAUNCH_JSON
 
 # Runs inside Krita's GUI once content.png is open: helpers, and a draft setup remembered as a
 # previous run of the dialog would have (REMEMBER_STYLE adds its style, so the dialog opens ready).
@@ -258,3 +259,63 @@ def test_first_use_has_no_empty_recent_panel_and_shows_the_chosen_style(editor_c
     assert style.endswith("/style.png"), seen
     assert seen["after"]["recent_visible"]
     assert seen["after"]["recent"] == [[style, True]]  # shown, and selected
+
+
+START_THEN_RUN_TWICE = SETUP + REMEMBER_STYLE + """
+def checked(dialog):
+    wait_until(lambda: dialog.server_line.text() != "Server: checking...")
+    return dialog.server_line.text()
+
+
+def run(dialog):  # press Stylize, as an artist would, and let Krita run until it closes
+    loop = QEventLoop()
+    dialog.finished.connect(loop.quit)
+    QTimer.singleShot(240_000, loop.quit)
+    click(dialog.run_button)
+    loop.exec_()
+    return {"result": dialog.result(), "message": dialog.message.text(),
+            "layers": layer_names()}
+
+
+dialog = open_dialog()
+before = {"server": checked(dialog), "start_shown": dialog.start_server_button.isVisible(),
+          "layers": layer_names()}
+texts = []  # every text the dialog showed about the server and the job, in order
+def note():
+    for text in (dialog.server_line.text(), dialog.message.text()):
+        if text not in texts:
+            texts.append(text)
+watcher = QTimer()
+watcher.timeout.connect(note)
+watcher.start(20)
+first = run(dialog)
+watcher.stop()
+again = open_dialog()
+second = {"server": checked(again), "start_shown": again.start_server_button.isVisible()}
+second.update(run(again))
+save("runs.json", {"before": before, "texts": texts, "first": first, "second": second})
+"""
+
+
+def test_stylize_starts_the_server_and_the_next_run_reuses_it(editor_chroot, krita_plugin,
+                                                              server_relay):
+    """No server runs and the artist presses Stylize: the dialog starts it (launch.json's
+    command, through the relay of server_relay.py), the job runs, the layer comes back; the
+    next dialog finds the same server running."""
+    result = gui_screenshot(
+        editor_chroot, "krita", "krita-dialog-starts-server", action=START_THEN_RUN_TWICE,
+        inputs=_inputs(), krita_plugins=["neural_style_transfer"], open_files=["content.png"],
+        home_files={KRITA_PYKRITA: krita_plugin, LAUNCH_JSON: server_relay.launch_json()},
+        timeout=400,
+    )
+    runs = json.loads(result.files["runs.json"])
+    assert runs["before"]["server"] == "Server not running", runs
+    assert runs["before"]["start_shown"]
+    assert "Starting the server (loading VGG-19)..." in runs["texts"], runs["texts"]
+    assert runs["first"]["result"] == 1, runs["first"]["message"]
+    assert runs["first"]["layers"] == [*runs["before"]["layers"], "style (style transfer)"]
+    assert runs["second"]["server"].startswith("Server connected"), runs["second"]
+    assert not runs["second"]["start_shown"]
+    assert runs["second"]["result"] == 1, runs["second"]["message"]
+    assert len(server_relay.servers) == 1, server_relay.log.read_text()
+    assert server_relay.servers[0].poll() is None, "the server stopped with the dialog"

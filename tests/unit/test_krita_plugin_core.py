@@ -17,7 +17,7 @@ import pytest
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 sys.path[:0] = [str(PLUGINS), str(PLUGINS / "krita")]
 
-from neural_style_transfer import previews  # noqa: E402
+import nst_previews as previews  # noqa: E402  (shared with GIMP since issue 14)
 from neural_style_transfer.options import push_recent  # noqa: E402
 from neural_style_transfer.pixels import (  # noqa: E402
     UnsupportedColor,

@@ -47,12 +47,9 @@ def gimp_root(tmp_path):
     (root / "gimp" / "neural-style-transfer" / "helpers.py").write_text("# helper\n")
     (root / "gimp" / "neural-style-transfer" / "__pycache__").mkdir()
     (root / "gimp" / "neural-style-transfer" / "__pycache__" / "x.pyc").write_bytes(b"\0")
-    (root / CLIENT_NAME).write_text("# client\n")
-    (root / "nst_options.py").write_text("# options\n")
+    for name in plugin_install.SHARED:
+        (root / name).write_text(f"# {name}\n")
     return root
-
-
-CLIENT_NAME = "nst_client.py"
 
 
 def tree(folder: Path) -> set[str]:
@@ -208,8 +205,7 @@ def test_install_gimp_places_executable_plugin_and_client(home, gimp_root):
     assert tree(target) == {
         "neural-style-transfer.py",
         "helpers.py",
-        "nst_client.py",
-        "nst_options.py",
+        *plugin_install.SHARED,
     }
     entry = target / "neural-style-transfer.py"
     if os.name == "posix":

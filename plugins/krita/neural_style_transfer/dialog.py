@@ -16,7 +16,7 @@ from .job import add_layer_above, is_in_document, read_request, write_pixels
 from .options import push_recent
 from .pixels import UnsupportedColor
 from .qt import QtCore, QtGui, QtWidgets
-from .shared import nst_client, nst_options
+from .shared import nst_client, nst_launcher, nst_options
 from .worker import CallThread, JobWorker
 
 SETTINGS_GROUP = "neural_style_transfer"
@@ -36,6 +36,17 @@ def _write_setting(key: str, value) -> None:
     Krita.instance().writeSetting(SETTINGS_GROUP, key, json.dumps(value))
 
 
+def _probe_server() -> dict | None:
+    """The running server's health, or None when none answers. Worker thread."""
+    client = nst_launcher.reachable_client()
+    return None if client is None else client.health()
+
+
+def _start_server() -> dict:
+    """Start the server if none answers; its health. Worker thread."""
+    return nst_launcher.ensure_server().health()
+
+
 class StyleTransferDialog(QtWidgets.QDialog):
     """Runs one style transfer on ``node`` of ``document``."""
 
@@ -46,7 +57,6 @@ class StyleTransferDialog(QtWidgets.QDialog):
         self.document = document
         self.source = node
         self.style_path: str | None = None
-        self.client: nst_client.Client | None = None
         self.worker: JobWorker | None = None
         self.preview_layer = None
         self.request = None
@@ -138,8 +148,12 @@ class StyleTransferDialog(QtWidgets.QDialog):
         box = QtWidgets.QDialogButtonBox
         self.run_button = buttons.addButton("Stylize", box.ButtonRole.AcceptRole)
         self.resume_button = buttons.addButton("Resume", box.ButtonRole.ActionRole)
+        self.start_server_button = buttons.addButton("Start server", box.ButtonRole.ActionRole)
+        self.start_server_button.setObjectName("start_server")
         self.cancel_button = buttons.addButton(box.StandardButton.Cancel)
         self.resume_button.hide()
+        self.start_server_button.hide()  # until the server is found not running
+        self.start_server_button.clicked.connect(self.start_server)
         self.run_button.clicked.connect(self.start)
         self.resume_button.clicked.connect(self.resume)
         self.cancel_button.clicked.connect(self.cancel_or_close)
@@ -231,22 +245,40 @@ class StyleTransferDialog(QtWidgets.QDialog):
 
     # ------------------------------------------------------------------------------- server
     def _check_server(self) -> None:
-        try:
-            self.client = nst_client.Client.discover()
-        except nst_client.NSTClientError as exc:
-            self.server_line.setText("Server: not found")
-            self.message.setText(str(exc))
+        self._start_thread(CallThread(_probe_server), self._show_probe, self._show_server_error)
+
+    def _show_probe(self, health: dict | None) -> None:
+        if health is None:
+            self.server_line.setText(nst_launcher.NOT_RUNNING)
+            self.start_server_button.setVisible(self.worker is None)
+            self.message.setText("Press Start server, or just Stylize: it starts the server.")
             return
-        self._start_thread(
-            CallThread(self.client.health), self._show_health, self._show_server_error
-        )
+        self._show_health(health)
 
     def _show_health(self, health: dict) -> None:
+        self.start_server_button.hide()
         self.server_line.setText(nst_options.describe_health(health))
 
     def _show_server_error(self, exc: Exception) -> None:
         self.server_line.setText("Server: not reachable")
+        self.start_server_button.setEnabled(True)
         self.message.setText(str(exc))
+
+    def start_server(self) -> None:
+        """Start the server (off the UI thread) without running a job."""
+        self.start_server_button.setEnabled(False)
+        self.server_line.setText(nst_launcher.STARTING)
+        self.message.setText("")
+        self._start_thread(CallThread(_start_server), self._show_probe, self._show_server_error)
+
+    def _server_starting(self, text: str) -> None:
+        self.start_server_button.hide()
+        self.server_line.setText(text)
+        self.message.setText(text)
+
+    def _server_ready(self) -> None:
+        self.server_line.setText("Server connected")
+        self.message.setText("Sending the layer to the server...")
 
     def _start_thread(self, thread, on_done, on_failed) -> None:
         self._threads.append(thread)
@@ -264,7 +296,6 @@ class StyleTransferDialog(QtWidgets.QDialog):
             self.message.setText("Choose a style image first.")
             return
         try:
-            self.client = self.client or nst_client.Client.discover()
             options = self._options()
             settings = nst_options.engine_settings(
                 options["preset"],
@@ -302,11 +333,12 @@ class StyleTransferDialog(QtWidgets.QDialog):
             self.preview_layer.setLocked(True)
         self.server_gone = False
         self.worker = JobWorker(
-            self.client,
             self.request,
             job_id=job_id,
             preview_size=min(512, max(self.request.width, self.request.height)),
         )
+        self.worker.server_starting.connect(self._server_starting)
+        self.worker.server_ready.connect(self._server_ready)
         self.worker.job_started.connect(self._job_started)
         self.worker.progress.connect(self._progress)
         self.worker.preview.connect(self._preview)
@@ -314,6 +346,7 @@ class StyleTransferDialog(QtWidgets.QDialog):
         self.worker.failed.connect(self._failed)
         self.worker.finished.connect(self._worker_finished)
         self._set_running(True)
+        self.start_server_button.hide()
         self.message.setText("Sending the layer to the server...")
         self.worker.start()
 
@@ -359,10 +392,13 @@ class StyleTransferDialog(QtWidgets.QDialog):
             self.resume_id = exc.job_id
             self.server_gone = True
             self._set_running(self.worker is not None)  # Resume shows once the worker is done
-            self.message.setText(f"{exc}\nPress Resume once the server is running again.")
+            self.message.setText(f"{exc}\nPress Resume: it starts the server again if needed.")
             return  # keep the preview layer: the job may still finish
         self.resume_id = None
         self._remove_preview()
+        if isinstance(exc, nst_launcher.LaunchError):  # the message has the log and command
+            self.server_line.setText(nst_launcher.NOT_RUNNING)
+            self.start_server_button.show()
         if isinstance(exc, nst_client.JobCancelled):
             self.progress.setValue(0)
             self.message.setText("Cancelled. Your layer is unchanged.")

@@ -1,8 +1,9 @@
 """The one place this plugin imports the modules it shares with the GIMP plug-in.
 
-Both plugins find ``nst_client`` (the server client and job flow) and ``nst_options`` (the
-dialogs' choices) by the same rule, each in its ``shared`` module: the copy the installer put
-next to the plugin's code first, else the source tree's ``plugins/`` folder, appended to
+Both plugins find the shared modules (``nst_client``: the server client and job flow;
+``nst_options``: the dialogs' choices; ``nst_launcher``: starting the server; ``nst_previews``:
+when to fetch a preview) by the same rule, each in its ``shared`` module: the copy the installer
+put next to the plugin's code first, else the source tree's ``plugins/`` folder, appended to
 ``sys.path``. There is no other copy. Here the installer puts them inside this package.
 """
 
@@ -12,10 +13,12 @@ import sys
 from pathlib import Path
 
 try:
-    from . import nst_client, nst_options
+    from . import nst_client, nst_launcher, nst_options, nst_previews
 except ImportError:  # the source tree: plugins/ is two folders up
     sys.path.append(str(Path(__file__).resolve().parents[2]))
     import nst_client
+    import nst_launcher
     import nst_options
+    import nst_previews
 
-__all__ = ["nst_client", "nst_options"]
+__all__ = ["nst_client", "nst_launcher", "nst_options", "nst_previews"]

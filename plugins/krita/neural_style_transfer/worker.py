@@ -9,10 +9,10 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from . import previews
 from .pixels import rgba8_to_layout
 from .qt import QtCore, QtGui, Signal
-from .shared import nst_client
+from .shared import nst_client, nst_launcher
+from .shared import nst_previews as previews
 
 
 def decode_preview(
@@ -53,8 +53,11 @@ class CallThread(QtCore.QThread):
 
 
 class JobWorker(QtCore.QThread):
-    """Submit (or resume) a job, relay progress and previews, deliver the result bytes."""
+    """Start the server if none answers, submit (or resume) a job, relay progress and
+    previews, deliver the result bytes."""
 
+    server_starting = Signal(str)  # what to show while the server starts
+    server_ready = Signal()  # the server answers; the job is sent next
     job_started = Signal(str)
     progress = Signal(object)  # status dict
     preview = Signal(object)  # bytes in the layer's layout
@@ -63,14 +66,13 @@ class JobWorker(QtCore.QThread):
 
     def __init__(
         self,
-        client: nst_client.Client,
         request: nst_client.StyleRequest,
         job_id: str | None = None,
         preview_size: int = 512,
         parent=None,
     ) -> None:
         super().__init__(parent)
-        self.client = client
+        self.client: nst_client.Client | None = None
         self.request = request
         self.job_id = job_id
         self.preview_size = preview_size
@@ -87,6 +89,10 @@ class JobWorker(QtCore.QThread):
 
     def run(self) -> None:
         try:
+            self.client = nst_launcher.ensure_server(on_status=self.server_starting.emit)
+            self.server_ready.emit()
+            if self._cancel.is_set():  # pressed while the server started: no job at all
+                raise nst_client.JobCancelled(self.job_id or "")
             data = nst_client.run_job(
                 self.client,
                 self.request,

@@ -8,11 +8,12 @@ non-interactive call from the Python-Fu console and batch mode.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 
-from gi.repository import Gimp, GObject
+from gi.repository import Gimp, GLib, GObject
 
-from .shared import nst_client, nst_options
+from .shared import nst_client, nst_launcher, nst_options
 
 PROCEDURE = "python-fu-neural-style-transfer"
 MENU_PATH = "<Image>/Filters/Artistic"
@@ -31,8 +32,8 @@ DIALOG_ARGUMENTS = [
 
 HELP = """\
 Repaints the active layer in the style of an image, with the neural style transfer server running
-on this computer (start it with `nst-server`). The result is a new layer above the active one,
-named after the style; the active layer is not changed.
+on this computer (the plug-in starts it when it is not running). The result is a new layer above
+the active one, named after the style; the active layer is not changed.
 
 Arguments: style (the style image file); strength and content-kept (0-100, 50 is the default
 balance, each 25 steps multiplies by ten); preset (draft, balanced, high, full or paper: full works
@@ -173,14 +174,39 @@ def _extra_settings(text: str | None) -> dict:
     return extra
 
 
-def server_status() -> str:
+def server_status() -> tuple[str, bool]:
     """One line for the dialog, so a stopped server is noticed before pressing OK: the shared
-    status line, or what to do when the server cannot be reached."""
+    status line, or what happens when it is not running; and whether it is running."""
     try:
-        health = nst_client.Client.discover(timeout=3).health()
+        client = nst_launcher.reachable_client()
+        if client is None:
+            return f"{nst_launcher.NOT_RUNNING}: OK starts it, or press Start server now.", False
+        return nst_options.describe_health(client.health()), True
     except nst_client.NSTClientError as exc:
-        return str(exc)
-    return nst_options.describe_health(health)
+        return str(exc), False
+
+
+def _start_server(button, label) -> None:
+    """Start the server on a thread of its own; the dialog stays usable, and its label says
+    how the start went (GLib.idle_add: Gtk is only touched from the dialog's thread)."""
+    button.set_sensitive(False)
+    label.set_text(nst_launcher.STARTING)
+
+    def finish(text: str, running: bool) -> bool:
+        label.set_text(text)
+        button.set_visible(not running)
+        button.set_sensitive(True)
+        return False  # once
+
+    def start() -> None:
+        try:
+            text, running = nst_options.describe_health(nst_launcher.ensure_server().health()), True
+        except nst_client.NSTClientError as exc:
+            text, running = str(exc), False
+        GLib.idle_add(finish, text, running)
+
+    # A daemon: Cancel may end the plug-in mid-start; the server, detached, starts anyway.
+    threading.Thread(target=start, name="nst-start-server", daemon=True).start()
 
 
 def show_dialog(procedure: Gimp.ImageProcedure, config: Gimp.ProcedureConfig) -> bool:
@@ -188,17 +214,23 @@ def show_dialog(procedure: Gimp.ImageProcedure, config: Gimp.ProcedureConfig) ->
     import gi
 
     gi.require_version("GimpUi", "3.0")
-    from gi.repository import GimpUi  # only here: batch mode may have no display for Gtk
+    from gi.repository import GimpUi, Gtk  # only here: batch mode may have no display for Gtk
 
     GimpUi.init(PROCEDURE)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, TITLE)
     for name in ("strength", "content-kept"):
         dialog.get_spin_scale(name, 1.0)  # a slider, like the Krita dialog's, not a bare number
-    status = dialog.get_label("server-status", server_status(), False, False)
+    text, running = server_status()
+    status = dialog.get_label("server-status", text, False, False)
     status.set_line_wrap(True)
     status.set_max_width_chars(48)
     status.set_xalign(0.0)
+    status.set_selectable(True)  # a failed start's log lines and command can be copied
     dialog.fill(["server-status", *DIALOG_ARGUMENTS])
+    start = Gtk.Button.new_with_mnemonic("Start ser_ver")  # no clash with the labels above
+    start.connect("clicked", lambda button: _start_server(button, status))
+    dialog.get_content_area().pack_start(start, False, False, 0)
+    start.set_visible(not running)
     try:
         return dialog.run()
     finally:

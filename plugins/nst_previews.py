@@ -1,10 +1,11 @@
-"""When the Krita plugin fetches a preview, and what a failed fetch costs: nothing.
+"""When a plugin fetches a preview, and what a failed fetch costs: nothing.
 
 A preview is made on the server only when a client asks, so each one asked for costs the job
-time (issue 17). The worker therefore asks only when Krita has put the last one on the canvas
-(asking faster than frames are shown only makes frames that are never seen) and at most once
-per ``INTERVAL_S``. A preview is worth less than the job: a fetch that fails or times out is
-skipped, and the job goes on. Free of Qt and Krita, so it is unit-tested outside the editor.
+time (issue 17). Both plugins therefore ask only when the editor has put the last one on the
+canvas (asking faster than frames are shown only makes frames that are never seen) and at most
+once per ``INTERVAL_S``. A preview is worth less than the job: a fetch that fails or times out
+is skipped, and the job goes on. Shared by the Krita and GIMP plugins (standard library only,
+copied beside each like ``nst_client``), so it is unit-tested outside the editors.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import threading
 import time
 from collections.abc import Callable
 
-from .shared import nst_client
+try:  # installed inside the Krita plugin's package
+    from . import nst_client
+except ImportError:  # beside the GIMP plug-in, or plugins/ in the source tree
+    import nst_client
 
 #: The server makes at most one preview a second; asking more often gets the same one.
 INTERVAL_S = 1.0
@@ -41,11 +45,11 @@ class PreviewPacer:
         return True
 
     def in_flight(self) -> None:
-        """A frame was handed to Krita: wait for ``shown`` before the next fetch."""
+        """A frame was handed to the editor: wait for ``shown`` before the next fetch."""
         self._shown.clear()
 
     def shown(self) -> None:
-        """Krita has put the last frame on the canvas."""
+        """The editor has put the last frame on the canvas."""
         self._shown.set()
 
 
