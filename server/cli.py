@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
 import logging
 import logging.handlers
 import math
@@ -20,6 +21,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TextIO
 
 from nst_engine import NSTError, memory
 
@@ -65,8 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _log_to(log_file: Path | None) -> None:
     """Log to stderr, and also to ``log_file`` (appended, private) when one is given."""
-    # No stderr at all under pythonw.exe, or when a launcher closed it.
-    handlers: list[logging.Handler] = [logging.StreamHandler()] if sys.stderr else []
+    handlers: list[logging.Handler] = []
     if log_file is not None:
         # Not private_dir: the folder may be the user's own (or /tmp), whose mode is theirs.
         log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -74,8 +75,23 @@ def _log_to(log_file: Path | None) -> None:
         paths.private_file(log_file)
         handlers.append(logging.handlers.RotatingFileHandler(
             log_file, maxBytes=LOG_FILE_BYTES, backupCount=1, encoding="utf-8"))
+    # No stderr at all under pythonw.exe, or when a launcher closed it; and none wanted when
+    # it is the log file already (the plugins' launcher sends it there, for the tracebacks
+    # that come before logging starts), or every line would be written twice.
+    if sys.stderr and not _is_file(sys.stderr, log_file):
+        handlers.append(logging.StreamHandler())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
                         handlers=handlers, force=True)
+
+
+def _is_file(stream: TextIO, path: Path | None) -> bool:
+    """Whether ``stream`` writes to the file at ``path``."""
+    if path is None:
+        return False
+    try:
+        return os.path.samestat(os.fstat(stream.fileno()), os.stat(path))
+    except (OSError, ValueError, io.UnsupportedOperation):  # no file behind it, or closed
+        return False
 
 
 def _run_server(args: argparse.Namespace) -> int:

@@ -108,3 +108,24 @@ def test_a_detached_server_that_must_give_way_exits_1_and_logs_why(tmp_path):
     assert done.returncode == 1
     [line] = log.read_text().splitlines()
     assert "already running on the data folder" in line and "http://127.0.0.1:8765" in line
+
+
+@pytest.mark.skipif(os.name == "nt", reason="redirects with a POSIX shell")
+def test_a_server_whose_stderr_is_its_log_file_writes_each_line_once(tmp_path):
+    """The plugins' launcher appends the server's output to the log file, for what fails before
+    logging starts; the server must then not log to both."""
+    data, log = tmp_path / "data", tmp_path / "data" / "server.log"
+    data.mkdir()
+    holder = DataLock.acquire(data)
+    holder.announce("http://127.0.0.1:8765")
+    try:
+        done = subprocess.run(
+            ["sh", "-c", 'exec "$@" </dev/null >>"$LOG" 2>&1', "sh", sys.executable, "-m",
+             "nst_server", "serve", "--data-dir", str(data), "--config-dir",
+             str(tmp_path / "config"), "--log-file", str(log)],
+            timeout=120, cwd=tmp_path, env={**os.environ, "LOG": str(log)})
+    finally:
+        holder.release()
+    assert done.returncode == 1
+    [line] = log.read_text().splitlines()
+    assert "already running on the data folder" in line
