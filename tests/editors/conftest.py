@@ -43,10 +43,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Build the selected generations' missing chroots in the background, side by side.
 
     A fresh machine (CI) needs every chroot (a few minutes each, mostly downloading and
-    unpacking) and reaches the editor tests only after the unit and HTTP tests; building them
-    meanwhile takes them off the critical path. ``editor_chroot`` then takes the same build
-    lock, so it waits for a build still running, and a failed build fails again there, with
-    its error.
+    unpacking). The editor tests come first (tests/editors sorts before http and unit), so the
+    first generation's tests wait for its chroot, while the next generation's is built during
+    them. ``editor_chroot`` then takes the same build lock, so it waits for a build still
+    running, and a failed build fails again there, with its error.
     """
     if _mode() == "skip" or os.geteuid() != 0 or session.config.option.collectonly:
         return
