@@ -34,10 +34,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-try:  # installed inside the Krita plugin's package
-    from . import nst_client
+try:  # installed inside the Krita plugin's package, or nst_server.plugins
+    from . import nst_client, nst_filelock
 except ImportError:  # beside the GIMP plug-in, or plugins/ in the source tree
     import nst_client
+    import nst_filelock
 
 __all__ = [
     "NOT_RUNNING",
@@ -58,6 +59,7 @@ __all__ = [
 NOT_RUNNING = "Server not running"
 STARTING = "Starting the server (loading VGG-19)..."
 LAUNCH_FILE = "launch.json"
+LAUNCH_VERSION = 1
 LOCK_FILE = "launch.lock"
 #: Loading VGG-19 and the first device check take seconds on a GPU, longer on a slow CPU.
 START_TIMEOUT_S = 180.0
@@ -66,6 +68,9 @@ START_TIMEOUT_S = 180.0
 OTHER_SERVER_GRACE_S = 20.0
 LOG_TAIL_LINES = 12
 FLATPAK_INFO = Path("/.flatpak-info")
+#: How the server is spawned on Windows: DETACHED_PROCESS, CREATE_NEW_PROCESS_GROUP,
+#: CREATE_NO_WINDOW (no console window, no Ctrl+C from the editor's console).
+_DETACHED = 0x00000008 | 0x00000200 | 0x08000000 if sys.platform.startswith("win") else 0
 REINSTALL_HINT = ("Run `nst-server install-plugin krita` (or `gimp`) again from the installation "
                   "you want to use; it records how to start that server.")
 
@@ -75,7 +80,20 @@ class LaunchError(nst_client.ServerUnavailable):
 
 
 class NotInstalled(LaunchError):
-    """No usable ``launch.json``: the plugin was not installed by `nst-server install-plugin`."""
+    """``launch.json`` is missing or broken: this plugin does not know how to start the server.
+
+    ``problem`` says what is wrong with the file, without the advice (``nst-server doctor``
+    gives its own)."""
+
+    def __init__(self, problem: str, missing: bool = False) -> None:
+        if missing:
+            message = (f"The style transfer server is not running, and this plugin does not "
+                       f"know how to start it ({problem}). {REINSTALL_HINT} Or start it "
+                       f"yourself with `nst-server`.")
+        else:
+            message = f"{problem[0].upper()}{problem[1:]}. {REINSTALL_HINT}"
+        super().__init__(message)
+        self.problem = problem
 
 
 class SandboxedEditor(LaunchError):
@@ -96,14 +114,20 @@ class StartFailed(LaunchError):
 
 @dataclass(frozen=True)
 class LaunchSpec:
-    """How to start this installation's server, from ``launch.json``."""
+    """How to start this installation's server: what ``launch.json`` holds. This module owns
+    the file's format; the server writes it with :meth:`record` and reads it back with
+    :func:`read_launch_spec` too (``nst-server doctor``)."""
 
-    command: list[str]
+    command: tuple[str, ...]
     log: Path
 
     def shell_text(self) -> str:
         """The command as an artist would type it (for messages)."""
         return " ".join(_quote(part) for part in self.command)
+
+    def record(self) -> dict:
+        """The JSON object that ``launch.json`` holds."""
+        return {"version": LAUNCH_VERSION, "command": list(self.command), "log": str(self.log)}
 
 
 def _quote(part: str) -> str:
@@ -123,22 +147,19 @@ def read_launch_spec(path: Path) -> LaunchSpec:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise NotInstalled(
-            f"The style transfer server is not running, and this plugin does not know how to "
-            f"start it (no {path}). {REINSTALL_HINT} Or start it yourself with `nst-server`."
-        ) from None
+        raise NotInstalled(f"there is no {path}", missing=True) from None
     except (OSError, ValueError) as exc:
-        raise NotInstalled(f"{path} cannot be read ({exc}). {REINSTALL_HINT}") from None
-    command = data.get("command") if isinstance(data, dict) else None
-    log = data.get("log") if isinstance(data, dict) else None
-    if (data.get("version") if isinstance(data, dict) else None) != 1 or not (
+        raise NotInstalled(f"{path} cannot be read ({exc})") from None
+    if not isinstance(data, dict):
+        data = {}
+    command, log = data.get("command"), data.get("log")
+    if data.get("version") != LAUNCH_VERSION or not (
         isinstance(command, list) and command and all(isinstance(c, str) for c in command)
         and isinstance(log, str) and log
     ):
-        raise NotInstalled(
-            f"{path} is not a version 1 launch file with a command and a log. {REINSTALL_HINT}"
-        )
-    return LaunchSpec(list(command), Path(log))
+        raise NotInstalled(f"{path} is not a version {LAUNCH_VERSION} launch file with a "
+                           f"command and a log")
+    return LaunchSpec(tuple(command), Path(log))
 
 
 # ---------------------------------------------------------------------------------- health
@@ -184,7 +205,7 @@ def host_command(spec: LaunchSpec, env: Mapping[str, str] | None = None,
     env = os.environ if env is None else env
     info = _flatpak_info(env, info_file)
     if info is None:
-        return spec.command
+        return list(spec.command)
     if _may_spawn_on_host(info):
         return ["flatpak-spawn", "--host", *spec.command]
     app = env.get("FLATPAK_ID") or info.get("Application", "name", fallback="") or "APP-ID"
@@ -194,7 +215,7 @@ def host_command(spec: LaunchSpec, env: Mapping[str, str] | None = None,
         f"  {spec.shell_text()}\n"
         f"or allow this editor to start it (once, then restart the editor):\n"
         f"  flatpak override --user --talk-name=org.freedesktop.Flatpak {app}",
-        spec.command,
+        list(spec.command),
     )
 
 
@@ -234,7 +255,7 @@ def _start_lock(path: Path, env: Mapping[str, str] | None, deadline: float, poll
     (then the holder starts one). The lock goes with the process, however it ends."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+b") as handle:
-        while not _try_lock(handle.fileno()):
+        while not nst_filelock.try_lock(handle.fileno()):
             if time.monotonic() > deadline:
                 raise LaunchError(
                     f"Another editor has been starting the style transfer server for too long "
@@ -244,7 +265,7 @@ def _start_lock(path: Path, env: Mapping[str, str] | None, deadline: float, poll
         try:
             yield reachable_client(env)
         finally:
-            _unlock(handle.fileno())
+            nst_filelock.unlock(handle.fileno())
 
 
 def _start_and_wait(spec: LaunchSpec, command: list[str], env: Mapping[str, str] | None,
@@ -322,36 +343,3 @@ def _log_tail(path: Path, start: int, lines: int = LOG_TAIL_LINES) -> str:
     except OSError:
         return ""
     return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-# ------------------------------------------------------------------------- platform details
-if sys.platform.startswith("win"):
-    import msvcrt
-
-    _DETACHED = 0x00000008 | 0x00000200 | 0x08000000  # DETACHED, NEW_PROCESS_GROUP, NO_WINDOW
-
-    def _try_lock(fd: int) -> bool:
-        os.lseek(fd, 0, os.SEEK_SET)  # msvcrt locks bytes from the file's position
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        os.lseek(fd, 0, os.SEEK_SET)
-        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-else:
-    import fcntl
-
-    _DETACHED = 0
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
-    def _unlock(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -1,9 +1,10 @@
 """One server per data folder: an exclusive lock, taken before any job is recovered.
 
 Two servers on one folder corrupt each other's jobs: a second one re-queued and ran the first
-one's running job. The lock is the operating system's (``flock``, or ``msvcrt.locking`` on
-Windows), so it goes with the process, however it ends: a killed server never leaves a stale
-lock behind. The lock file also says who holds it, for the message the second server gives.
+one's running job. The lock is the operating system's (``nst_filelock``, shared with the
+plugins' start lock), so it goes with the process, however it ends: a killed server never
+leaves a stale lock behind. The lock file also says who holds it, for the message the second
+server gives.
 """
 
 from __future__ import annotations
@@ -13,28 +14,9 @@ import os
 from pathlib import Path
 
 from .paths import private_dir
+from .plugins.nst_filelock import try_lock
 
 LOCK_FILE = "server.lock"
-
-if os.name == "nt":
-    import msvcrt
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-else:
-    import fcntl
-
-    def _try_lock(fd: int) -> bool:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        return True
-
 
 class DataFolderBusy(Exception):
     """Another server holds the data folder; the message says which and where."""
@@ -51,7 +33,7 @@ class DataLock:
         """Take the lock, or raise DataFolderBusy naming the server that has it."""
         # Opened without truncating: the holder's details must survive a failed attempt.
         fd = os.open(private_dir(data_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-        if not _try_lock(fd):
+        if not try_lock(fd):
             holder = _holder(fd)
             os.close(fd)
             raise DataFolderBusy(

@@ -18,24 +18,14 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from .paths import write_private
+from .plugins.nst_launcher import LAUNCH_FILE, LaunchSpec, NotInstalled, read_launch_spec
 
-LAUNCH_FILE = "launch.json"
 LOG_FILE = "server.log"
-VERSION = 1
 #: Minutes without a request or a job before a server started by an editor stops itself.
 DEFAULT_IDLE_MINUTES = 30.0
-
-
-@dataclass(frozen=True)
-class Launch:
-    """What ``launch.json`` says: the command that starts the server, and where it logs."""
-
-    command: tuple[str, ...]
-    log: Path
 
 
 def server_python(executable: str | None = None, platform: str | None = None) -> Path:
@@ -52,7 +42,7 @@ def server_python(executable: str | None = None, platform: str | None = None) ->
 
 
 def launch_for(config_dir: Path, data_dir: Path, idle_minutes: float,
-               python: Path | None = None) -> Launch:
+               python: Path | None = None) -> LaunchSpec:
     """The launch description for this installation. The folders are written out in full, so
     the server an editor starts uses the same ones whatever that editor's environment says."""
     if idle_minutes < 0:
@@ -64,7 +54,7 @@ def launch_for(config_dir: Path, data_dir: Path, idle_minutes: float,
                "--data-dir", str(data_dir.absolute()),
                "--idle-timeout", f"{idle_minutes:g}",
                "--log-file", str(log))
-    return Launch(command, log)
+    return LaunchSpec(command, log)
 
 
 class LaunchFileError(Exception):
@@ -77,30 +67,16 @@ class LaunchFileError(Exception):
         self.problem = problem
 
 
-def write_launch(config_dir: Path, launch: Launch) -> Path:
+def write_launch(config_dir: Path, launch: LaunchSpec) -> Path:
     """Write ``launch.json`` (0600, atomically) into ``config_dir``; return its path."""
     path = config_dir / LAUNCH_FILE
-    record = {"version": VERSION, "command": list(launch.command), "log": str(launch.log)}
-    write_private(path, json.dumps(record, indent=2) + "\n")
+    write_private(path, json.dumps(launch.record(), indent=2) + "\n")
     return path
 
 
-def read_launch(config_dir: Path) -> Launch:
-    """Read ``launch.json`` back (for ``nst-server doctor``), checking its shape."""
-    path = config_dir / LAUNCH_FILE
+def read_launch(config_dir: Path) -> LaunchSpec:
+    """Read ``launch.json`` back as the plugins do (for ``nst-server doctor``)."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LaunchFileError(f"{path} does not exist: the editors cannot start the "
-                              f"server") from None
-    except (OSError, ValueError) as error:
-        raise LaunchFileError(f"{path} cannot be read ({error})") from None
-    if not isinstance(record, dict):
-        record = {}
-    command, log = record.get("command"), record.get("log")
-    valid = (record.get("version") == VERSION and isinstance(command, list) and bool(command)
-             and all(isinstance(part, str) for part in command) and isinstance(log, str))
-    if not valid:
-        raise LaunchFileError(f"{path} is not a version {VERSION} launch file with a command "
-                              f"and a log")
-    return Launch(tuple(command), Path(log))
+        return read_launch_spec(config_dir / LAUNCH_FILE)
+    except NotInstalled as error:
+        raise LaunchFileError(error.problem) from None

@@ -33,7 +33,8 @@ def _plugins_root() -> Path:
 
 PLUGINS_ROOT = _plugins_root()
 #: The modules in plugins/ that both plugins import (through their ``shared`` module).
-SHARED = ("nst_client.py", "nst_options.py", "nst_launcher.py", "nst_previews.py")
+SHARED = ("nst_client.py", "nst_options.py", "nst_launcher.py", "nst_previews.py",
+          "nst_filelock.py")
 KRITA_NAME = "neural_style_transfer"  # X-KDE-Library in the .desktop file and the package name
 GIMP_NAME = "neural-style-transfer"  # GIMP 3 wants plug-ins/NAME/NAME.py
 #: What GIMP 3 is called on PATH: Debian and Fedora name it after its version, too.

@@ -20,6 +20,7 @@ from nst_server.plugin_install import (
     install_plugin,
     krita_plugin_enabled,
 )
+from nst_server.plugins.nst_launcher import LaunchSpec
 
 AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -180,13 +181,13 @@ def test_launch_file_missing_gone_not_ours_and_fine(tmp_path):
     finding = doctor.check_launch(tmp_path, runs(0))
     assert finding.level == PROBLEM and "install-plugin" in finding.fix
 
-    gone = launch.Launch((str(tmp_path / "deleted-venv/bin/python"), "-m", "nst_server"),
+    gone = LaunchSpec((str(tmp_path / "deleted-venv/bin/python"), "-m", "nst_server"),
                          tmp_path / "server.log")
     launch.write_launch(tmp_path, gone)
     finding = doctor.check_launch(tmp_path, runs(0))
     assert finding.level == PROBLEM and "gone" in finding.found
 
-    here = launch.Launch((sys.executable, "-m", "nst_server", "serve"), tmp_path / "server.log")
+    here = LaunchSpec((sys.executable, "-m", "nst_server", "serve"), tmp_path / "server.log")
     launch.write_launch(tmp_path, here)
     finding = doctor.check_launch(tmp_path, runs(1))
     assert finding.level == PROBLEM and "has no nst_server package" in finding.found

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from nst_server import cli, launch
-from nst_server.launch import Launch, LaunchFileError, launch_for, read_launch, write_launch
+from nst_server.launch import LaunchFileError, launch_for, read_launch, write_launch
+from nst_server.plugins.nst_launcher import LaunchSpec
 
 
 def test_the_command_names_this_installation_and_its_folders_in_full(tmp_path):
@@ -48,7 +49,7 @@ def test_a_negative_idle_time_is_refused():
 
 
 def test_written_privately_and_read_back(tmp_path):
-    started = Launch(("/py", "-m", "nst_server", "serve"), tmp_path / "server.log")
+    started = LaunchSpec(("/py", "-m", "nst_server", "serve"), tmp_path / "server.log")
     path = write_launch(tmp_path / "config", started)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert json.loads(path.read_text()) == {
@@ -58,7 +59,7 @@ def test_written_privately_and_read_back(tmp_path):
 
 
 @pytest.mark.parametrize("content, why", [
-    (None, "does not exist"),
+    (None, "there is no"),
     ("{not json", "cannot be read"),
     ('{"version": 2, "command": ["/py"], "log": "/l"}', "not a version 1 launch file"),
     ('{"version": 1, "command": [], "log": "/l"}', "not a version 1 launch file"),

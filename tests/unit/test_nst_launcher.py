@@ -240,7 +240,7 @@ def test_flatpak_without_permission_shows_the_command_and_the_override(fake, hom
     message = str(failure.value)
     assert spec.shell_text() in message
     assert "flatpak override --user --talk-name=org.freedesktop.Flatpak org.kde.krita" in message
-    assert failure.value.command == spec.command
+    assert failure.value.command == list(spec.command)
     assert _starts(folder) == 0
 
 
@@ -258,4 +258,5 @@ def test_flatpak_allowed_to_talk_to_flatpak_starts_it_on_the_host(fake, home, tm
 def test_outside_flatpak_the_command_runs_as_written(fake, home, tmp_path):
     fake()
     spec = nst_launcher.read_launch_spec(nst_launcher.launch_file(home))
-    assert nst_launcher.host_command(spec, env=home, info_file=tmp_path / "none") == spec.command
+    assert nst_launcher.host_command(spec, env=home, info_file=tmp_path / "none") == list(
+        spec.command)
