@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -220,8 +221,14 @@ def _run_logged(argv: Sequence[str], what: str, timeout: float = 1800) -> None:
 
 
 def _ensure_debootstrap() -> None:
-    if shutil.which("debootstrap"):
-        return
+    """Install debootstrap on the host if needed, one caller at a time: the generations are
+    built side by side, and two apt-gets at once fail on apt's own lock."""
+    with _flock(Path(tempfile.gettempdir()) / "nst-editors-debootstrap.lock"):
+        if not shutil.which("debootstrap"):
+            _install_debootstrap()
+
+
+def _install_debootstrap() -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for argv in (["apt-get", "update"], ["apt-get", "install", "-y", "debootstrap"]):
         proc = subprocess.run(argv, capture_output=True, text=True, env=env)
