@@ -45,6 +45,7 @@ FULL_W, FULL_H = 4000, 3000
 FULL_RESOLUTION_OVERRIDES = {
     "size": 1600, "scales": 2, "initial_iterations": 4, "iterations": 1, "full_iterations": 1,
     "style_layers": {"conv1_1": 1.0}, "content_layers": ["conv1_1"], "style_scale": 0.25,
+    "precision": "fp32",  # the precision the memory budget is computed for (tests/budgets.py)
 }
 
 

@@ -35,7 +35,7 @@ def test_a_job_that_cannot_fit_even_in_tiles_is_refused_with_what_would(live_ser
 def test_a_tiled_full_resolution_job_reports_its_plan_and_tiles(live_server, style_png):
     pixels = rgba_pixels(width=400, height=260, seed=5)
     settings = {"preset": "full", "size": 64, "scales": 1, "initial_iterations": 1,
-                "full_iterations": 2}
+                "full_iterations": 2, "precision": "fp32"}  # the budget's (budgets.py)
     budget = budget_for_tiles(Settings.from_dict(settings), 260, 400, style_sizes=((32, 32),))
     job = submit(live_server, png_bytes(pixels), style_png,
                  settings={**settings, "memory_budget": budget}).json()
