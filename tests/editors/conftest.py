@@ -43,10 +43,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     """Build the selected generations' missing chroots in the background, side by side.
 
     A fresh machine (CI) needs every chroot (a few minutes each, mostly downloading and
-    unpacking). The editor tests come first (tests/editors sorts before http and unit), so the
-    first generation's tests wait for its chroot, while the next generation's is built during
-    them. ``editor_chroot`` then takes the same build lock, so it waits for a build still
-    running, and a failed build fails again there, with its error.
+    unpacking). Under ``pytest -n 3`` each generation's process waits for its own chroot while
+    the third runs the unit tests; without ``-n`` the editor tests come first (tests/editors
+    sorts before http and unit) and the second generation's chroot is built during the first
+    one's tests. Every pytest process (each xdist worker collects) starts these threads, and
+    the build lock lets one build while the others wait and then find it done.
+    ``editor_chroot`` takes the same lock, so it waits for a build still running, and a failed
+    build fails again there, with its error.
     """
     if _mode() == "skip" or os.geteuid() != 0 or session.config.option.collectonly:
         return
