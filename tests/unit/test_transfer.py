@@ -17,7 +17,7 @@ from nst_engine import (
     SettingsError,
     transfer,
 )
-from nst_engine.images import luminance, match_color, to_tensor
+from nst_engine.images import luminance, match_color, resize, to_tensor
 
 
 def run(engine, content, style, settings, **options):
@@ -87,6 +87,17 @@ def test_the_first_lbfgs_step_of_every_scale_makes_progress(engine, style, tiny)
     for scale in (1, 2):
         before, after = (r.losses["total"] for r in reports if r.scale == scale)
         assert after < 0.99 * before, (scale, before, after)
+
+
+def test_a_finer_scale_starts_with_the_content_detail_the_coarser_one_lacked(content):
+    """Issue 13: a coarser scale's result upsampled alone is blurred, and the finer scale
+    spent its iterations sharpening it back. A coarse result that is just the content,
+    downsampled, must come back as the content itself, sharp, not as a blurred copy."""
+    sharp = to_tensor(content[..., :3], torch.device("cpu"))
+    coarse = resize(sharp, (20, 24))
+    start = transfer._upsample(coarse, sharp)
+    assert torch.allclose(start, sharp, atol=1e-5)
+    assert (resize(coarse, (40, 48)) - sharp).abs().max() > 0.1  # what plain upsampling gives
 
 
 def test_a_flat_curve_is_judged_over_the_window_and_never_with_no_tolerance():
