@@ -16,10 +16,13 @@ of the reference's time.
 Times are the child process's CPU time (``time.process_time``, from its start, weights
 loading included), not wall time: the machine this was written on is shared, and another
 user's work stretches wall time but hardly CPU time. Each child runs one thread
-(``--threads``), since idle threads waiting on a busy machine burn CPU time too, and so two
-children can run side by side on two cores. Runs are stored in ``--out`` and reused while
-their settings are the same; ``--rerun`` runs them all again, which is needed after a change
-to the engine or to the cost of an iteration.
+(``--threads``), since idle threads waiting on a busy machine burn CPU time too, and the
+children run one after another, never side by side. Runs are stored in ``--out`` and reused
+while their settings are the same; ``--rerun`` runs them all again, which is needed after a
+change to the engine or to the cost of an iteration. The reference pins the schedule, not
+the engine: a reference run repeated after an engine change runs today's schedule on the
+new engine. To keep the yardstick of the engine before a change, keep its stored reference
+runs (or make them with a checkout of the older commit) and rerun only the current ones.
 
 Writes schedules.json and schedules.md into --out.
 """
