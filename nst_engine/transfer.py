@@ -38,6 +38,10 @@ PREVIEW_SIDE = 2048
 #: each seed (a new arrangement of the style's strokes) while too faint to show as grain.
 SEED_VARIATION = 0.05
 
+#: Largest change of a pixel (0-1 range) in the first L-BFGS step of each scale, along the
+#: gradient; after it L-BFGS sizes its own steps from curvature. See ``_first_lbfgs_step``.
+FIRST_STEP = 0.05
+
 Source = Image.Image | np.ndarray | str | os.PathLike
 
 
@@ -312,7 +316,7 @@ class _Run:
         style_targets = self.engine.style_targets(styles, self.blend, settings, self.dtype,
                                                   self.salt, self.budget)
         if previous is not None:
-            start = images.resize(previous, size)
+            start = _upsample(previous, content)
         elif settings.init == "noise":
             start = torch.rand((1, 3, *size), generator=self.generator).to(self.device)
         elif settings.init == "image":
@@ -354,7 +358,10 @@ class _Run:
             self._check_cancel()
             # Reduced precision can overflow; keep the last good image to restart in fp32.
             last_good = image.detach().clone() if self.dtype != torch.float32 else None
-            optimizer.step(closure)
+            if isinstance(optimizer, torch.optim.LBFGS) and not optimizer.state:
+                _first_lbfgs_step(optimizer, image, closure)
+            else:
+                optimizer.step(closure)
             if not math.isfinite(losses["total"]) or not torch.isfinite(image).all():
                 image, optimizer, objective.network = self._recover(last_good, plan)
                 continue
@@ -490,6 +497,44 @@ def _optimizer(plan: memory.ScalePlan, settings: Settings, image: torch.Tensor
     # One function evaluation per step, so an iteration is one forward and backward pass.
     return torch.optim.LBFGS([image], lr=1, max_iter=1, history_size=plan.history,
                              tolerance_grad=0, tolerance_change=0)
+
+
+def _first_lbfgs_step(optimizer: torch.optim.LBFGS, image: torch.Tensor,
+                      closure: Callable[[], torch.Tensor]) -> None:
+    """A fresh L-BFGS's first step, moving the most-changed pixel by ``FIRST_STEP``.
+
+    With no curvature pairs yet, torch's L-BFGS steps along the gradient by
+    ``lr * min(1, 1 / |g|_1)``: for our relative losses |g|_1 is large, the step moves pixels
+    by millionths, and the first iteration of every scale was wasted (total loss 8.4446 to
+    8.4375 at draft's 192 px scale). Its learning rate is read before the closure runs, so
+    the gradient is evaluated here first (the step's one evaluation: ``step`` gets it back
+    from a closure that does not evaluate again), and the first step's learning rate set
+    from it. Later steps take L-BFGS's own length (lr 1), sized by the pair this step
+    makes."""
+    loss = closure()
+    grad = image.grad
+    assert grad is not None
+    largest = float(grad.abs().max())
+    if largest > 0 and math.isfinite(largest):
+        # torch's first step is lr * min(1, 1/|g|_1) * g; solve for lr.
+        l1 = float(grad.abs().sum())
+        optimizer.param_groups[0]["lr"] = FIRST_STEP / largest * max(1.0, l1)
+    optimizer.step(lambda: loss)
+    optimizer.param_groups[0]["lr"] = 1
+
+
+def _upsample(previous: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The previous scale's result at ``content``'s size, with the detail of the content
+    that the coarser scale could not hold.
+
+    Upsampled alone it is blurred: at draft's 384 px scale its content distance was 0.98
+    after 5 iterations and 0.57 only after 40, most of that scale's iterations spent
+    sharpening edges back. The content's own fine detail (the content less its round trip
+    through the coarser size) is added instead, so the finer scale starts sharp and spends
+    its iterations on the style's finer strokes."""
+    coarse = images.resize(content, tuple(previous.shape[-2:]))
+    detail = content - images.resize(coarse, tuple(content.shape[-2:]))
+    return (images.resize(previous, tuple(content.shape[-2:])) + detail).clamp(0, 1)
 
 
 def _feature_tiles(image: torch.Tensor, layers: tuple[str, ...], dtype: torch.dtype,
