@@ -1,9 +1,13 @@
-"""The GIMP plug-in's progress window, driven in the real GUI (GIMP 3.0 and 3.2) with real keys.
+"""The GIMP plug-in's windows in the real GUI (GIMP 3.0 and 3.2), driven with real keys.
 
-The artist's run shows the plug-in's own progress window instead of GIMP's status-bar
-progress, whose Cancel kills the plug-in. Its Cancel must stop the run cleanly: the server's
-job cancelled, the preview layer gone, the image exactly as before, and the run's status
-CANCEL. Keys are pressed through XTest (``xdotool`` in the chroot) on the windows GIMP shows.
+Keys are pressed through XTest (``xdotool`` in the chroot) on the windows GIMP shows, as an
+artist presses them: the dialog's buttons by their mnemonics, the progress window's focused
+Cancel button with Return.
+
+- The artist's run shows the plug-in's own progress window instead of GIMP's status-bar
+  progress, whose Cancel kills the plug-in. Its Cancel must stop the run cleanly: the server's
+  job cancelled, the preview layer gone, the image exactly as before, the run's status CANCEL.
+- With no server running, the dialog's Start server button starts it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import urllib.request
 import pytest
 from harness import GIMP_PLUGINS, gui_session
 from sample_images import job_inputs
+from server_relay import LAUNCH_JSON
 
 DIALOG_TITLE = "Neural Style Transfer"
 PROGRESS_TITLE = "Neural Style Transfer: progress"
@@ -113,3 +118,31 @@ def test_cancel_in_the_progress_window_leaves_the_image_and_cancels_the_job(
     assert info["layers_after"] == info["layers_before"], info  # no preview, no result
     assert files["source_after.bin"] == files["source_before.bin"]
     assert _job_status(live_server, job_id)["state"] == "cancelled"
+
+
+@pytest.mark.gui
+def test_start_server_button_in_the_dialog_starts_the_server(editor_chroot, gimp_plugins,
+                                                             server_relay):
+    """No server runs (the dialog then says so and shows Start server): Alt+V presses the
+    button, which starts the server while the dialog stays open; Alt+C then closes it."""
+    with gui_session(editor_chroot, "gimp", action=ACTION, inputs=job_inputs({"settings": {}}),
+                     open_files=["content.png"],
+                     home_files={GIMP_PLUGINS: gimp_plugins,
+                                 LAUNCH_JSON: server_relay.launch_json()}) as gui:
+        dialog = gui.wait_for_window(DIALOG_TITLE, timeout=240)
+        time.sleep(2)  # the dialog asked the server's health: nobody started one
+        assert server_relay.servers == []
+        gui.press(dialog, "alt+v")  # "Start ser_ver"
+        _wait_for("a server start", lambda: server_relay.servers, gui=gui)
+        connection = gui.ws.host_path("home") / ".config/nst-server/connection.json"
+        _wait_for("the server's connection file", connection.exists, gui=gui)
+        found = json.loads(connection.read_text())
+        with urllib.request.urlopen(f"{found['url']}/v1/health", timeout=10) as response:
+            assert response.status == 200
+        gui.press(dialog, "alt+c")  # the dialog's _Cancel: the run ends, the server stays
+        _wait_for("the end of the run", gui.ws.finished, timeout=60, gui=gui)
+        gui.check_warnings()
+        info = json.loads(gui.ws.outputs()["info.json"])
+    assert info["status"] == "cancel", info
+    assert info["layers_after"] == info["layers_before"]
+    assert len(server_relay.servers) == 1 and server_relay.servers[0].poll() is None
