@@ -34,8 +34,9 @@ class NeuralStyleTransfer(Gimp.PlugIn):
         if run_mode == Gimp.RunMode.INTERACTIVE and not arguments.show_dialog(procedure, config):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
         # The artist's runs (the dialog, or Filters > Repeat) get the progress window, whose
-        # Cancel ends the run cleanly; scripts keep GIMP's progress.
-        interactive = run_mode != Gimp.RunMode.NONINTERACTIVE
+        # Cancel ends the run cleanly; scripts keep GIMP's progress, and so does a GIMP
+        # without a GUI (gimp-console has no display for a window).
+        interactive = run_mode != Gimp.RunMode.NONINTERACTIVE and bool(Gimp.Display.name())
         try:
             layer = stylize(image, drawables, arguments.read_choices(config), interactive)
         except Cancelled:
