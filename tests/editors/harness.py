@@ -8,6 +8,7 @@ The one module tests import. Public API (see tests/editors/conftest.py for the f
     run_gimp(root, script, ...) -> EditorResult      headless, here
     run_krita(root, script, ...) -> EditorResult
     gui_screenshot(root, editor, name, ...) -> GuiResult   under Xvfb (harness_gui)
+    gui_session(root, editor, ...) -> GuiSession  the GUI to drive with real keys (harness_gui)
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from harness_chroot import (
     mounts_below,
     read_stamp,
 )
-from harness_gui import ARTIFACTS, GuiResult, gui_screenshot
+from harness_gui import ARTIFACTS, GuiResult, GuiSession, gui_screenshot, gui_session
 from harness_sandbox import (
     GIMP_BATCH_CODE,
     GIMP_PLUGINS,
@@ -59,11 +60,13 @@ __all__ = [
     "EditorScriptError",
     "Generation",
     "GuiResult",
+    "GuiSession",
     "HarnessUnavailable",
     "chroot_mounts",
     "editor_series",
     "ensure_chroot",
     "gui_screenshot",
+    "gui_session",
     "home_path",
     "mounts_below",
     "read_stamp",

@@ -24,7 +24,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MIRROR = "http://deb.debian.org/debian"
-PACKAGES = ("gimp", "krita", "python3-gi", "python3-pyqt5", "xvfb", "xauth")
+PACKAGES = ("gimp", "krita", "python3-gi", "python3-pyqt5", "xvfb", "xauth", "xdotool")
 STAMP_NAME = ".nst-editors-stamp.json"  # inside the chroot, written only after a complete build
 MOUNT_STATE_NAME = ".nst-mounts.json"  # inside the chroot, so it moves with the finished build
 MOUNT_LOCK_NAME = ".nst-mounts.lock"

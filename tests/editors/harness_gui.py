@@ -6,11 +6,12 @@ ctypes inside the chroot) and the screen is grabbed with GDK, so the host needs 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,7 +152,90 @@ def gui_screenshot(root: Path, editor: str, name: str, *, action: Path | str = "
     """
     if crop_to_window and not wait_for_title:
         raise ValueError("crop_to_window needs wait_for_title")
-    name = f"{name}-gimp{editor_series(root, 'gimp')}-krita{editor_series(root, 'krita')}"
+    with gui_session(root, editor, action=action, inputs=inputs, home_files=home_files, env=env,
+                     open_files=open_files, krita_plugins=krita_plugins, size=size) as gui:
+        return _await_and_shoot(gui, gui.artifact_name(name), wait_for_title, crop_to_window,
+                                settle, timeout)
+
+
+class GuiSession:
+    """An editor's GUI running under Xvfb, to look at and to drive as a person does: real
+    key presses and clicks through XTest (``xdotool`` inside the chroot)."""
+
+    def __init__(self, root: Path, ws: Workspace, env: Mapping[str, str],
+                 editor_proc: subprocess.Popen, log) -> None:
+        self.root, self.ws, self.env = root, ws, env
+        self.editor_proc = editor_proc
+        self._log = log
+
+    def artifact_name(self, name: str) -> str:
+        """``name`` with the generation, e.g. ``gimp-dialog-gimp3.2-krita5.3``."""
+        return (f"{name}-gimp{editor_series(self.root, 'gimp')}"
+                f"-krita{editor_series(self.root, 'krita')}")
+
+    def console(self) -> str:
+        """Everything the editor wrote to stdout and stderr so far."""
+        self._log.flush()
+        return self.ws.host_path("ctl", "editor.log").read_text(errors="replace")
+
+    def windows(self) -> list[dict]:
+        """The named top-level windows on screen."""
+        return _windows(self.root, self.ws, self.env)
+
+    def check_alive(self) -> None:
+        """Raise if the action raised or the editor exited."""
+        failure = self.ws.failure()
+        if failure is not None:
+            raise EditorScriptError(f"the action raised inside the GUI:\n{failure}\n"
+                                    f"{tail(self.console())}")
+        if self.editor_proc.poll() is not None:
+            raise EditorScriptError(f"the editor exited ({self.editor_proc.returncode})\n"
+                                    f"{tail(self.console())}")
+
+    def wait_for_window(self, title: str, timeout: float = 120) -> dict:
+        """The window whose title is exactly ``title``, once it is on screen."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            window = next((w for w in self.windows() if w["title"] == title), None)
+            if window is not None:
+                return window
+            time.sleep(0.5)
+        raise EditorScriptError(f"no window titled {title!r} within {timeout:.0f} s; windows: "
+                                f"{[w['title'] for w in self.windows()]}\n"
+                                f"{tail(self.console())}")
+
+    def xdotool(self, *args: str) -> str:
+        """Run ``xdotool`` on the editor's display: XTest events, as from a real keyboard."""
+        return _chroot_output(self.root, self.ws, ["xdotool", *args], self.env)
+
+    def press(self, window: dict, keys: str) -> None:
+        """Put the pointer on ``window``, give it the keyboard focus, and press ``keys``
+        (xdotool's names, e.g. ``alt+o``, ``Return``)."""
+        x = window["x"] + window["width"] // 2
+        y = window["y"] + window["height"] // 2
+        self.xdotool("mousemove", "--sync", str(x), str(y))
+        self.xdotool("windowfocus", "--sync", str(window["id"]))
+        self.xdotool("key", keys)
+
+    def screenshot(self, name: str, window: dict | None = None) -> Path:
+        """The screen (or ``window``) as tests/artifacts/<name>.png."""
+        return _screenshot(self.root, self.ws, self.env, ARTIFACTS / f"{name}.png", window)
+
+    def check_warnings(self) -> None:
+        """Fail if our plugin's code logged warnings (harness_warnings)."""
+        self.ws.check_warnings(self.console(), "the editor's GUI")
+
+
+@contextlib.contextmanager
+def gui_session(root: Path, editor: str, *, action: Path | str = "",
+                inputs: Mapping[str, FileSource] | None = None,
+                home_files: Mapping[str, FileSource] | None = None,
+                env: Mapping[str, str] | None = None, open_files: Sequence[str] = (),
+                krita_plugins: Sequence[str] = (),
+                size: tuple[int, int] = (1280, 800)) -> Iterator[GuiSession]:
+    """Start the editor's real GUI under Xvfb and run ``action`` in it (as for
+    :func:`gui_screenshot`); the editor and Xvfb are stopped when the block ends."""
     with workspace(root, action, inputs, home_files) as ws:
         _prepare_gui_home(root, editor, ws, krita_plugins)
         base_env = environment(ws, env)
@@ -161,46 +245,32 @@ def gui_screenshot(root: Path, editor: str, name: str, *, action: Path | str = "
         editor_proc = spawn(root, ws, _gui_argv(root, editor, ws, open_files), gui_env,
                              stdout=log, stderr=subprocess.STDOUT)
         try:
-            return _await_and_shoot(root, ws, gui_env, editor_proc, log, name, wait_for_title,
-                                    crop_to_window, settle, timeout)
+            yield GuiSession(root, ws, gui_env, editor_proc, log)
         finally:
             kill_group(editor_proc)
             kill_group(xvfb)
             log.close()
 
 
-def _await_and_shoot(root: Path, ws: Workspace, env: Mapping[str, str],
-                     editor_proc: subprocess.Popen, log, name: str, wait_for_title: str | None,
+def _await_and_shoot(gui: GuiSession, name: str, wait_for_title: str | None,
                      crop_to_window: bool, settle: float, timeout: float) -> GuiResult:
-    def whole_console() -> str:
-        log.flush()
-        return ws.host_path("ctl", "editor.log").read_text(errors="replace")
-
-    def console() -> str:  # for failure messages
-        return tail(whole_console())
-
     def matching(windows: list[dict]) -> dict | None:
         return next((w for w in windows if wait_for_title and wait_for_title in w["title"]), None)
 
     deadline = time.monotonic() + timeout
     windows: list[dict] = []
     while time.monotonic() < deadline:
-        failure = ws.failure()
-        if failure is not None:
-            raise EditorScriptError(f"the action raised inside the GUI:\n{failure}\n{console()}")
-        if editor_proc.poll() is not None:
-            raise EditorScriptError(f"the editor exited ({editor_proc.returncode}) before the "
-                                    f"screenshot\n{console()}")
-        windows = _windows(root, ws, env)
-        if (wait_for_title and matching(windows)) or (not wait_for_title and ws.finished()):
+        gui.check_alive()
+        windows = gui.windows()
+        if (wait_for_title and matching(windows)) or (not wait_for_title and gui.ws.finished()):
             time.sleep(settle)
-            windows = _windows(root, ws, env)
+            windows = gui.windows()
             window = matching(windows) if crop_to_window else None
-            shot = _screenshot(root, ws, env, ARTIFACTS / f"{name}.png", window)
-            ws.check_warnings(whole_console(), "the editor's GUI")
-            return GuiResult(shot, windows, ws.outputs(), whole_console())
+            shot = gui.screenshot(name, window)
+            gui.check_warnings()
+            return GuiResult(shot, windows, gui.ws.outputs(), gui.console())
         time.sleep(1.0)
-    _screenshot(root, ws, env, ARTIFACTS / f"{name}-timeout.png", None)
+    gui.screenshot(f"{name}-timeout")
     raise EditorScriptError(f"no window titled {wait_for_title!r} within {timeout:.0f} s; "
                             f"windows: {[w['title'] for w in windows]}; see "
-                            f"tests/artifacts/{name}-timeout.png\n{console()}")
+                            f"tests/artifacts/{name}-timeout.png\n{tail(gui.console())}")

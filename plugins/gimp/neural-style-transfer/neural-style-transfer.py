@@ -15,7 +15,7 @@ import gi
 gi.require_version("Gimp", "3.0")
 from gi.repository import Gimp, GLib, GObject  # noqa: E402
 from nst_gimp import arguments  # noqa: E402
-from nst_gimp.stylize import ARTIST_ERRORS, stylize  # noqa: E402
+from nst_gimp.stylize import ARTIST_ERRORS, Cancelled, stylize  # noqa: E402
 
 
 class NeuralStyleTransfer(Gimp.PlugIn):
@@ -33,8 +33,14 @@ class NeuralStyleTransfer(Gimp.PlugIn):
     def run(self, procedure, run_mode, image, drawables, config, _data) -> Gimp.ValueArray:
         if run_mode == Gimp.RunMode.INTERACTIVE and not arguments.show_dialog(procedure, config):
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
+        # The artist's runs (the dialog, or Filters > Repeat) get the progress window, whose
+        # Cancel ends the run cleanly; scripts keep GIMP's progress, and so does a GIMP
+        # without a GUI (gimp-console has no display for a window).
+        interactive = run_mode != Gimp.RunMode.NONINTERACTIVE and bool(Gimp.Display.name())
         try:
-            layer = stylize(image, drawables, arguments.read_choices(config))
+            layer = stylize(image, drawables, arguments.read_choices(config), interactive)
+        except Cancelled:
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, None)
         except ARTIST_ERRORS as exc:
             return procedure.new_return_values(
                 Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(str(exc))

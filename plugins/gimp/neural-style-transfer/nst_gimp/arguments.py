@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from gi.repository import Gimp, GLib, GObject
 
+from . import ui
 from .shared import nst_client, nst_launcher, nst_options
 
 PROCEDURE = "python-fu-neural-style-transfer"
@@ -211,12 +212,7 @@ def _start_server(button, label) -> None:
 
 def show_dialog(procedure: Gimp.ImageProcedure, config: Gimp.ProcedureConfig) -> bool:
     """GIMP's own dialog for the arguments; True when the artist pressed OK."""
-    import gi
-
-    gi.require_version("GimpUi", "3.0")
-    from gi.repository import GimpUi, Gtk  # only here: batch mode may have no display for Gtk
-
-    GimpUi.init(PROCEDURE)
+    GimpUi, Gtk = ui.toolkit(PROCEDURE)
     dialog = GimpUi.ProcedureDialog.new(procedure, config, TITLE)
     for name in ("strength", "content-kept"):
         dialog.get_spin_scale(name, 1.0)  # a slider, like the Krita dialog's, not a bare number
