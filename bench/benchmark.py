@@ -39,7 +39,7 @@ from quality import Evaluator, Scores  # noqa: E402
 from svgplot import line_plot  # noqa: E402
 
 from nst_engine import Settings, StyleTransfer, tiling  # noqa: E402
-from nst_engine.device import precision_name, resolve_precision  # noqa: E402
+from nst_engine.device import explain_precision, precision_name, resolve_precision  # noqa: E402
 from nst_engine.layers import BLOCKS, CONV_NAMES, depth  # noqa: E402
 from nst_engine.objective import Network, Objective  # noqa: E402
 
@@ -223,6 +223,7 @@ def _machine(device: str) -> dict:
     name = torch.cuda.get_device_name() if engine_device == "cuda" else _cpu_name()
     return {"device": engine_device, "name": name, "cores": os.cpu_count(),
             "torch": torch.__version__, "python": platform.python_version(),
+            "precision": explain_precision(torch.device(engine_device)),
             "date": time.strftime("%Y-%m-%d")}
 
 
@@ -239,7 +240,7 @@ def _cpu_name() -> str:
 def _markdown(results: dict) -> str:
     m = results["machine"]
     lines = [f"Machine: {m['name']} ({m['device']}, {m['cores']} cores), torch {m['torch']}, "
-             f"{m['date']}.", ""]
+             f"{m['date']}.", f"The engine's default path runs in {m['precision']}.", ""]
     if results["speed"]:
         lines += ["| size | path | precision | s/iteration | GFLOP/s | peak memory (MB) |",
                   "|---:|---|---|---:|---:|---:|"]

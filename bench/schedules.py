@@ -23,6 +23,9 @@ change to the engine or to the cost of an iteration. The reference pins the sche
 the engine: a reference run repeated after an engine change runs today's schedule on the
 new engine. To keep the yardstick of the engine before a change, keep its stored reference
 runs (or make them with a checkout of the older commit) and rerun only the current ones.
+Every run uses one precision (``--precision``; ``auto`` is resolved once, here, and the
+report says which it picked and why): a child timing bf16 against fp32 for itself could
+pick differently from the next on a busy machine.
 
 Writes schedules.json and schedules.md into --out.
 """
@@ -47,6 +50,12 @@ from quality import Evaluator, Scores  # noqa: E402
 from skyline import skyline  # noqa: E402
 
 from nst_engine import Settings, StyleTransfer  # noqa: E402
+from nst_engine.device import (  # noqa: E402
+    explain_precision,
+    precision_name,
+    resolve_precision,
+    select_device,
+)
 from nst_engine.images import from_array, resize, to_array, to_numpy, to_tensor  # noqa: E402
 from nst_engine.transfer import Progress  # noqa: E402
 
@@ -72,13 +81,18 @@ def main() -> None:
                args.device)
         return
     args.out.mkdir(parents=True, exist_ok=True)
+    # "auto" is resolved here, once: each child timing bf16 against fp32 for itself could
+    # pick differently from the next on a busy machine, and the runs would not compare.
+    device = select_device(args.device)
+    args.why = explain_precision(device, args.precision)
+    args.precision = precision_name(resolve_precision(device, args.precision))
     rows = []
     for preset in args.presets:
         for pair in args.pairs:
             rows.append(_compare(args, preset, pair))
             (args.out / "schedules.json").write_text(json.dumps(
-                {"machine": _machine(args.threads), "rows": rows}, indent=2))
-    (args.out / "schedules.md").write_text(_markdown(_machine(args.threads), rows))
+                {"machine": _machine(args), "rows": rows}, indent=2))
+    (args.out / "schedules.md").write_text(_markdown(_machine(args), rows))
     print((args.out / "schedules.md").read_text())
 
 
@@ -134,9 +148,11 @@ def _run(args: argparse.Namespace, settings: dict, content: Path, style: Path,
 
 def _compare(args: argparse.Namespace, preset: str, pair: str) -> dict:
     content, style = _pair(args.out / "images", pair)
+    # Both runs in the one precision picked for the whole benchmark (see main).
+    pinned = {"seed": 0, "precision": args.precision}
     reference = {**Settings.from_preset(preset, **REFERENCE[preset],
-                                        tolerance=0.0).to_dict(), "seed": 0}
-    current = {**Settings.from_preset(preset, **args.overrides).to_dict(), "seed": 0}
+                                        tolerance=0.0).to_dict(), **pinned}
+    current = {**Settings.from_preset(preset, **{**args.overrides, **pinned}).to_dict()}
     work = args.out / f"schedules-{preset}-{pair}"
     runs = {name: _run(args, settings, content, style, work / name, reuse=not args.rerun)
             for name, settings in (("reference", reference), ("current", current))}
@@ -225,16 +241,17 @@ def _pair(folder: Path, name: str) -> tuple[Path, Path]:
 
 # --- report -------------------------------------------------------------------------------
 
-def _machine(threads: int) -> dict:
+def _machine(args: argparse.Namespace) -> dict:
     from benchmark import _cpu_name  # the race's own description of the machine
 
-    return {"name": _cpu_name(), "threads": threads, "torch": torch.__version__,
-            "date": time.strftime("%Y-%m-%d")}
+    return {"name": _cpu_name(), "threads": args.threads, "torch": torch.__version__,
+            "precision": args.why, "date": time.strftime("%Y-%m-%d")}
 
 
 def _markdown(machine: dict, rows: list[dict]) -> str:
     lines = [f"Machine: {machine['name']}, {machine['threads']} thread(s) per run, torch "
-             f"{machine['torch']}, {machine['date']}. Times are each run's CPU time (s).", "",
+             f"{machine['torch']}, {machine['date']}. Times are each run's CPU time (s). "
+             f"Precision, for every run: {machine['precision']}.", "",
              "| preset | content / style | reference: iterations, CPU, SWD, content | now: "
              "iterations, CPU, SWD, content | CPU now / reference | final within 5% | now "
              "reaches the reference's final quality at |",
@@ -269,6 +286,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="settings that change the presets as they are now, to try a "
                              "schedule before it becomes one, e.g. '{\"iterations\": 12}'")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                        help="for every run; auto is resolved once, as the server would")
     parser.add_argument("--rerun", action="store_true", help="run again, stored runs too")
     # For the child process only.
     parser.add_argument("--settings", help=argparse.SUPPRESS)

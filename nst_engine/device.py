@@ -6,6 +6,7 @@ import contextlib
 import functools
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 
@@ -31,19 +32,43 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+#: bf16 convolutions are used on a CPU only when they take less than this share of fp32's time.
+BF16_SPEEDUP = 0.8
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
+@dataclass(frozen=True)
+class Bf16Trial:
+    """What decided bf16 on this CPU: its bf16 instructions and, where it has them, the time
+    of one convolution in each precision (None: not timed, the instructions are missing)."""
+
+    flags: frozenset[str]
+    fp32_seconds: float | None = None
+    bf16_seconds: float | None = None
+
+    @property
+    def faster(self) -> bool:
+        return (self.fp32_seconds is not None and self.bf16_seconds is not None
+                and self.bf16_seconds < BF16_SPEEDUP * self.fp32_seconds)
+
+
 @functools.cache
-def cpu_bf16_is_faster() -> bool:
-    """True when bfloat16 convolutions measurably beat float32 on this CPU.
+def cpu_bf16_trial() -> Bf16Trial:
+    """Whether bfloat16 convolutions measurably beat float32 on this CPU, and the evidence.
 
     The CPU flags alone do not tell: with AMX, bf16 runs several times faster; with only
     AVX-512 BF16 it was measured *slower* than fp32 on some virtual machines; without
     either it is emulated. So where the flags allow it, a short timing decides (about a
     second or two, once per process)."""
-    if not _cpu_flags() & {"avx512_bf16", "amx_bf16"}:
-        return False
-    fp32 = _conv_seconds(torch.float32)
-    bf16 = _conv_seconds(torch.bfloat16)
-    return bf16 < 0.8 * fp32
+    flags = frozenset(_cpu_flags() & BF16_FLAGS)
+    if not flags:
+        return Bf16Trial(flags)
+    return Bf16Trial(flags, _conv_seconds(torch.float32), _conv_seconds(torch.bfloat16))
+
+
+def cpu_bf16_is_faster() -> bool:
+    """True when bfloat16 convolutions measurably beat float32 on this CPU."""
+    return cpu_bf16_trial().faster
 
 
 def _cpu_flags() -> set[str]:
@@ -92,6 +117,25 @@ def autocast(device: torch.device, dtype: torch.dtype) -> Iterator[None]:
         return
     with torch.autocast(device_type=device.type, dtype=dtype):
         yield
+
+
+def explain_precision(device: torch.device, requested: str = "auto") -> str:
+    """Which precision ``requested`` gives on ``device``, and why: for the benchmarks, which
+    must say what they measured, since the choice differs from machine to machine."""
+    name = precision_name(resolve_precision(device, requested))
+    if requested != "auto":
+        return f"{name} (asked for)"
+    if device.type == "cuda":
+        return f"{name} (auto: this GPU {'supports' if name == 'bf16' else 'lacks'} bf16)"
+    if device.type != "cpu":
+        return f"{name} (auto, on {device.type})"
+    trial = cpu_bf16_trial()
+    if trial.fp32_seconds is None or trial.bf16_seconds is None:
+        return f"{name} (auto: this CPU has no bf16 instructions, {'/'.join(sorted(BF16_FLAGS))})"
+    ratio = trial.bf16_seconds / trial.fp32_seconds
+    return (f"{name} (auto: this CPU has {', '.join(sorted(trial.flags))}, and a timed "
+            f"convolution took {ratio:.2f}x fp32's time in bf16; bf16 is used below "
+            f"{BF16_SPEEDUP:g}x)")
 
 
 def precision_name(dtype: torch.dtype) -> str:
