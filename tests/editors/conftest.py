@@ -7,7 +7,7 @@ Debian 13's GIMP 3.0 and Krita 5.2, and in Debian unstable's GIMP 3.2 and Krita 
 
 ``NST_EDITOR_TESTS`` says what happens when a chroot cannot be built or entered:
 
-- ``require`` (the default for root): fail. CI runs the README's plain ``pytest`` as root, so a
+- ``require`` (the default for root): fail. CI runs the README's test command as root, so a
   broken chroot build can never pass there as "skipped".
 - ``auto`` (the default otherwise): skip, with a reason saying how to run the tests.
 - ``skip``: skip without trying (e.g. a root shell without network access).
@@ -16,8 +16,10 @@ Debian 13's GIMP 3.0 and Krita 5.2, and in Debian unstable's GIMP 3.2 and Krita 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -156,3 +158,24 @@ def server_relay(editor_chroot: Path, tmp_path: Path) -> Iterator[ServerRelay]:
         yield relay
     finally:
         relay.close()
+
+
+@pytest.fixture
+def full_resolution_turn() -> Iterator[None]:
+    """The 4000x3000 jobs take turns across pytest processes (``pytest -n 3`` runs each
+    generation in its own), behind a file lock.
+
+    Each is the heaviest thing the suite does: an editor holding a 12-megapixel layer, the
+    plugin's copy of it and of the result, and a server planning its memory from what it sees
+    free, unaware of the other generation's. In whole-suite runs with ``-n 3`` GIMP's plug-in
+    sometimes died during such a job (GIMP: "returned no return values"; once in two runs on
+    2026-12-02), never in three runs of the job alone or beside a CPU load. The cause is not
+    known yet (no out-of-memory kill was logged); the test now shows GIMP's console when it
+    fails. Taking turns costs a few minutes at most."""
+    path = Path(tempfile.gettempdir()) / "nst-tests-full-resolution.lock"
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from harness import GIMP_PLUGINS, gui_screenshot, run_gimp
+from harness import GIMP_PLUGINS, gui_screenshot, run_gimp, tail
 from PIL import Image
 from sample_images import (
     FULL_H,
@@ -126,7 +126,9 @@ def stylize(root: Path, plugins: Path, url: str, token: str, plan: dict,
         env={"NST_SERVER_URL": url, "NST_TOKEN": token},
         timeout=timeout,
     )
-    return json.loads(result.files["info.json"]), result.files
+    info = json.loads(result.files["info.json"])
+    info["console"] = tail(result.stdout + result.stderr)  # why a run failed, if it did
+    return info, result.files
 
 
 def planes(data: bytes, precision: str, size: tuple[int, int] = (W, H)) -> np.ndarray:
@@ -135,7 +137,7 @@ def planes(data: bytes, precision: str, size: tuple[int, int] = (W, H)) -> np.nd
 
 def assert_stylised(info: dict, files: dict, precision: str) -> tuple[np.ndarray, np.ndarray]:
     """The checks every successful run must pass; returns (source, result) pixels."""
-    assert info["status"] == "success", info.get("error")
+    assert info["status"] == "success", f"{info.get('error')}\n--- GIMP ---\n{info['console']}"
     new = info["new_layer"]
     assert new["name"] == "style (style transfer)"
     assert new["size"] + new["offsets"] == info["source"]  # exactly over the source
@@ -213,7 +215,7 @@ def test_offset_layer_and_selection_in_image_coordinates(editor_chroot, gimp_plu
 
 
 def test_full_resolution_layer_comes_back_at_its_own_size_in_tiles(
-    editor_chroot, gimp_plugins, live_server
+    editor_chroot, gimp_plugins, live_server, full_resolution_turn
 ):
     """Issue 12: a 4000x3000 layer sent with preset "full" comes back at its own size with its
     alpha, the finest scale run in tiles (a memory budget that forces tiles, and

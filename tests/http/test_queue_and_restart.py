@@ -146,7 +146,7 @@ def test_a_second_server_on_the_same_data_folder_refuses_and_takes_nothing(tmp_p
         job_id = submit(first, png_bytes(rgba_pixels()), style_png, settings=LONG).json()["id"]
         attempts = wait_running(first, job_id)["attempts"]
         second = subprocess.run(
-            [sys.executable, "-m", "server", "serve", "--port", "0", "--device", "cpu",
+            [sys.executable, "-m", "nst_server", "serve", "--port", "0", "--device", "cpu",
              "--data-dir", str(first.data_dir), "--config-dir", str(tmp_path / "config2")],
             capture_output=True, text=True, timeout=120)
         assert second.returncode == 1
@@ -166,7 +166,7 @@ def test_a_server_that_cannot_listen_starts_no_job(tmp_path, style_png):
             taken.bind(("127.0.0.1", 0))
             taken.listen()
             second = subprocess.run(
-                [sys.executable, "-m", "server", "serve", "--device", "cpu",
+                [sys.executable, "-m", "nst_server", "serve", "--device", "cpu",
                  "--port", str(taken.getsockname()[1]), "--data-dir", str(first.data_dir),
                  "--config-dir", str(first.config_dir)],
                 capture_output=True, text=True, timeout=120)

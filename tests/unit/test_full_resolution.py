@@ -55,7 +55,8 @@ def test_a_tiled_run_gives_the_untiled_result(engine, style, monkeypatch):
     content = np.concatenate([np.full((128, 400, 3), 0.6, np.float32),
                               rng.random((128, 400, 3), dtype=np.float32)], axis=0)
     settings = Settings.from_dict({"preset": "draft", "size": 400, "scales": 1,
-                                   "initial_iterations": 3, "preview_every": 0, "seed": 0})
+                                   "initial_iterations": 3, "preview_every": 0, "seed": 0,
+                                   "precision": "fp32"})  # the budget's (budgets.py)
     budget = budget_for_tiles(settings, 256, 400, tiles=2)
     whole, tiled = [], []
     untiled = engine.stylize(content, [style], settings, callback=whole.append)
@@ -77,7 +78,8 @@ def test_a_tiled_run_gives_the_untiled_result(engine, style, monkeypatch):
 def test_cancel_acts_within_one_tile(engine, style):
     content = np.random.default_rng(4).random((256, 400, 3), dtype=np.float32)
     settings = Settings.from_dict({"preset": "draft", "size": 400, "scales": 1,
-                                   "initial_iterations": 50, "preview_every": 0})
+                                   "initial_iterations": 50, "preview_every": 0,
+                                   "precision": "fp32"})  # the budget's (budgets.py)
     settings = settings.replace(memory_budget=budget_for_tiles(settings, 256, 400, tiles=2))
     cancel, seen = CancelToken(), []
 
