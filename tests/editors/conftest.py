@@ -16,7 +16,6 @@ Debian 13's GIMP 3.0 and Krita 5.2, and in Debian unstable's GIMP 3.2 and Krita 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import tempfile
@@ -172,10 +171,5 @@ def full_resolution_turn() -> Iterator[None]:
     2026-12-02), never in three runs of the job alone or beside a CPU load. The cause is not
     known yet (no out-of-memory kill was logged); the test now shows GIMP's console when it
     fails. Taking turns costs a few minutes at most."""
-    path = Path(tempfile.gettempdir()) / "nst-tests-full-resolution.lock"
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with harness.file_lock(Path(tempfile.gettempdir()) / "nst-tests-full-resolution.lock"):
+        yield

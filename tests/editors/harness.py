@@ -28,6 +28,7 @@ from harness_chroot import (
     chroot_mounts,
     editor_series,
     ensure_chroot,
+    file_lock,
     mounts_below,
     read_stamp,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "chroot_mounts",
     "editor_series",
     "ensure_chroot",
+    "file_lock",
     "gui_screenshot",
     "gui_session",
     "home_path",
