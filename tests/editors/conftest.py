@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,18 +157,3 @@ def server_relay(editor_chroot: Path, tmp_path: Path) -> Iterator[ServerRelay]:
     finally:
         relay.close()
 
-
-@pytest.fixture
-def full_resolution_turn() -> Iterator[None]:
-    """The 4000x3000 jobs take turns across pytest processes (``pytest -n 3`` runs each
-    generation in its own), behind a file lock.
-
-    Each is the heaviest thing the suite does: an editor holding a 12-megapixel layer, the
-    plugin's copy of it and of the result, and a server planning its memory from what it sees
-    free, unaware of the other generation's. In whole-suite runs with ``-n 3`` GIMP's plug-in
-    sometimes died during such a job (GIMP: "returned no return values"; once in two runs on
-    2026-12-02), never in three runs of the job alone or beside a CPU load. The cause is not
-    known yet (no out-of-memory kill was logged); the test now shows GIMP's console when it
-    fails. Taking turns costs a few minutes at most."""
-    with harness.file_lock(Path(tempfile.gettempdir()) / "nst-tests-full-resolution.lock"):
-        yield

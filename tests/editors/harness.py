@@ -28,7 +28,6 @@ from harness_chroot import (
     chroot_mounts,
     editor_series,
     ensure_chroot,
-    file_lock,
     mounts_below,
     read_stamp,
 )
@@ -66,7 +65,6 @@ __all__ = [
     "chroot_mounts",
     "editor_series",
     "ensure_chroot",
-    "file_lock",
     "gui_screenshot",
     "gui_session",
     "home_path",

@@ -68,7 +68,7 @@ GENERATIONS = (
 
 # ----------------------------------------------------------------------------- locks and mounts
 @contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
+def _flock(path: Path) -> Iterator[None]:
     """An exclusive advisory lock that the kernel drops if the holder dies."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
@@ -176,7 +176,7 @@ def chroot_mounts(root: Path) -> Iterator[Path]:
 
     me = _process_key(os.getpid())
     assert me is not None
-    with file_lock(root / MOUNT_LOCK_NAME):
+    with _flock(root / MOUNT_LOCK_NAME):
         users, mounted = load()
         if not users:
             present = _mount_points()
@@ -189,7 +189,7 @@ def chroot_mounts(root: Path) -> Iterator[Path]:
     try:
         yield root
     finally:
-        with file_lock(root / MOUNT_LOCK_NAME):
+        with _flock(root / MOUNT_LOCK_NAME):
             users, mounted = load()
             if me in users:  # once: this process may hold the mounts twice (nested use)
                 users.remove(me)
@@ -223,7 +223,7 @@ def _run_logged(argv: Sequence[str], what: str, timeout: float = 1800) -> None:
 def _ensure_debootstrap() -> None:
     """Install debootstrap on the host if needed, one caller at a time: the generations are
     built side by side, and two apt-gets at once fail on apt's own lock."""
-    with file_lock(Path(tempfile.gettempdir()) / "nst-editors-debootstrap.lock"):
+    with _flock(Path(tempfile.gettempdir()) / "nst-editors-debootstrap.lock"):
         if not shutil.which("debootstrap"):
             _install_debootstrap()
 
@@ -268,7 +268,7 @@ def ensure_chroot(root: Path, generation: Generation,
         raise HarnessUnavailable(f"real-editor tests need root to build and enter a chroot; "
                                  f"{HOW_TO_RUN}")
     root = Path(os.path.abspath(root))
-    with file_lock(root.parent / f".{root.name}.build.lock"):
+    with _flock(root.parent / f".{root.name}.build.lock"):
         stamp = read_stamp(root)
         if stamp is None and root.exists():
             raise HarnessUnavailable(f"{root} exists but has no {STAMP_NAME} (not built by this "

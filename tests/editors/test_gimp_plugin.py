@@ -215,7 +215,7 @@ def test_offset_layer_and_selection_in_image_coordinates(editor_chroot, gimp_plu
 
 
 def test_full_resolution_layer_comes_back_at_its_own_size_in_tiles(
-    editor_chroot, gimp_plugins, live_server, full_resolution_turn
+    editor_chroot, gimp_plugins, live_server
 ):
     """Issue 12: a 4000x3000 layer sent with preset "full" comes back at its own size with its
     alpha, the finest scale run in tiles (a memory budget that forces tiles, and

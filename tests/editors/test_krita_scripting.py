@@ -180,7 +180,7 @@ def run(root: Path, plugin: Path, server, plan: dict) -> tuple[dict, dict]:
 
 
 def test_full_resolution_layer_comes_back_at_its_own_size_in_tiles(
-    editor_chroot, krita_plugin, live_server, full_resolution_turn
+    editor_chroot, krita_plugin, live_server
 ):
     """Issue 12: a 4000x3000 layer sent with "Full resolution" comes back at its own size with
     its alpha, the finest scale run in tiles (a memory budget that forces tiles, and
