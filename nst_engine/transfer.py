@@ -510,16 +510,21 @@ def projected_stop(losses: Sequence[float], tolerance: float, ceiling: int) -> i
     curve followed until its fall is within the tolerance: at iteration 40 that projects 58
     for a tolerance of 2%, which the curve crossed between 50 and 60."""
     window, count = PLATEAU_WINDOW, len(losses)
-    if tolerance <= 0 or count <= 2 * window:
+    if tolerance <= 0 or count <= window:
         return ceiling
 
     def fall(end: int) -> float:
         before = losses[end - 1 - window]
         return (before - losses[end - 1]) / abs(before) if before else 0.0
 
-    now, earlier = fall(count), fall(count - window)
+    now = fall(count)
     if now <= tolerance:
         return count
+    # The first window holds the scale's first large steps, which follow no power: two
+    # windows after it are needed.
+    if count <= 3 * window:
+        return ceiling
+    earlier = fall(count - window)
     if not 0 < now < earlier:
         return ceiling
     power = math.log(earlier / now) / math.log(count / (count - window))
