@@ -1,7 +1,7 @@
 """Speed and time-to-quality benchmark, with the peer (pastiche) run side by side.
 
-    python bench/benchmark.py                 # about 35 minutes on a 2-core CPU, 17 of them
-                                              # pastiche's 300 steps at 512 px
+    python bench/benchmark.py                 # 20-35 minutes on a 2-core CPU, 10-17 of
+                                              # them pastiche's 300 steps at 512 px
     python bench/benchmark.py --compare-sizes 256 --pastiche-steps 100   # a quick look
     python bench/benchmark.py --compare-sizes 512 1024   # adds the 1024 px race (hours on a CPU)
 
