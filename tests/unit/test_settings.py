@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from nst_engine import PRESETS, Settings, SettingsError
+from nst_engine.settings import PLATEAU_WINDOW
 
 
 def test_defaults_are_the_balanced_preset():
@@ -73,5 +74,9 @@ def test_the_readme_gives_the_presets_figures_as_they_are():
         preset = Settings.from_preset(name)
         assert (size, scales, iterations) == (preset.size, preset.scales,
                                               preset.total_iterations()), name
+    stop = re.search(r"less than (\d+)% over (\d+)\s+iterations", paragraph)
+    assert stop, paragraph
+    assert int(stop.group(1)) / 100 == Settings.from_preset("balanced").tolerance
+    assert int(stop.group(2)) == PLATEAU_WINDOW
     full = re.search(r"`full` \(`high`, then .*? (\d+) iterations each\)", paragraph, re.S)
     assert full and int(full.group(1)) == Settings.from_preset("full").full_iterations
