@@ -63,7 +63,12 @@ def test_a_tiled_run_gives_the_untiled_result(engine, style, monkeypatch):
     result = engine.stylize(content, [style], settings.replace(memory_budget=budget),
                             callback=tiled.append)
     assert "untiled" in whole[0].plan and "tiles" in tiled[0].plan and "L-BFGS" in tiled[0].plan
-    assert np.abs(result - untiled).max() < 2e-3
+    # The gradients agree up to rounding (test_tiling.py), but three L-BFGS steps amplify
+    # that rounding where the noise makes the loss steep, by how much depends on the CPU's
+    # kernels: 2.0e-3 at one value on one machine (mean 2.2e-6), under 2e-3 on others. The
+    # same image, as delivered: every value within one 8-bit level, nearly all far closer.
+    difference = np.abs(result - untiled)
+    assert difference.max() < 1 / 255 and difference.mean() < 1e-5
     passes = tiled[0].tiles
     assert passes >= 4  # two passes per tile
     assert [(p.iteration, p.tile) for p in tiled[:passes]] == (
