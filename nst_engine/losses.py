@@ -30,13 +30,15 @@ def relative_mse(value: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def squared_error_share(value: torch.Tensor, target: torch.Tensor, count: int,
-                        energy: torch.Tensor) -> torch.Tensor:
-    """One part's share of :func:`relative_mse` over a whole map that is cut into parts.
+                        energy: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One part's share of :func:`relative_mse` over a whole map that is cut into parts, and
+    the share's gradient with respect to ``value`` (float32, not through autograd).
 
     ``count`` and ``energy`` are the whole target's element count and mean square, so the
     shares of parts that cover the map add up to the whole map's relative error."""
-    error = (value.float() - target.float()).square().sum()
-    return error / (count * (energy + _EPS))
+    error = value.detach().float() - target.float()
+    denominator = count * (energy + _EPS)
+    return error.square().sum() / denominator, error * (2 / denominator)
 
 
 def content_loss(

@@ -10,9 +10,10 @@ their own colours and seams. Here a tiled evaluation is the untiled one, reorder
 2. With the whole image's Gram matrices known, the style loss and its derivative with respect
    to each Gram matrix (a small C x C residual) are known too.
 3. A second pass runs forward and backward over each tile against that residual. The
-   gradient of <residual, share of the tile's core> with respect to the tile's pixels is
-   exactly the tile's contribution to the untiled gradient, halo included; the contributions
-   add up into the image's gradient.
+   gradient of <R, share of the tile's core> with respect to the core's features F is
+   (R + R^T) F / positions, one matrix product, handed to autograd as the features'
+   gradient; backpropagated to the tile's pixels it is exactly the tile's contribution to
+   the untiled gradient, halo included, and the contributions add up into the image's.
 
 The content loss is a sum over positions, so each tile adds its own part. The last tile of the
 first pass keeps its graph and is the first to be differentiated, so a single tile (the
@@ -21,7 +22,8 @@ untiled case) costs one forward and one backward pass, as before tiling existed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
@@ -34,6 +36,8 @@ from .vgg import VGG19
 #: Called after each pass over a tile with (tiles done, tiles per evaluation); it may raise
 #: to stop the run (cancellation).
 TileCallback = Callable[[int, int], None]
+#: In fp16, the largest gradient handed to autograd at the features is scaled to this.
+FP16_GRADIENT = 2.0**4
 
 
 def layout(image: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -169,23 +173,29 @@ class Objective:
         residuals = dict(zip(grams, torch.autograd.grad(settings.style_weight * style,
                                                         list(grams.values())), strict=True))
 
-        # Pass 2: each tile's share of the gradient, the kept (last) tile first.
+        # Pass 2: each tile's share of the gradient, the kept (last) tile first. Handing
+        # autograd the loss's gradient at the features (step 3 above) instead of
+        # differentiating the core's share of the Gram matrix saves computing that share
+        # again and two products more, with fp32 copies of the features kept for them:
+        # 1.5-1.8x faster per iteration in bf16 on a CPU (README, Benchmark).
+        symmetric = {name: (r + r.T) / sums.positions(name) for name, r in residuals.items()}
         grad = torch.zeros_like(image)
         content = torch.zeros((), device=image.device)
         for index, tile in enumerate([tiles[-1], *tiles[:-1]]):
             if index > 0:
                 cores, crop = self.network.core(image, tile, self.layers, track=True)
-            part = self._content_share(cores, tile, height, width)
-            content += part.detach()
-            surrogate = settings.content_weight * part
-            for name in self.style_layers:
-                flat = cores[name].float().flatten(2)[0]
-                share = (flat @ flat.T) / sums.positions(name)
-                surrogate = surrogate + (residuals[name] * share).sum()
-            surrogate.backward()
-            del cores
+            part, gradients = self._feature_gradients(cores, tile, height, width, symmetric)
+            content += part
+            scale = 1.0
+            if self.network.dtype == torch.float16:
+                scale = _fp16_scale(gradients.values())
+                gradients = {name: g * scale for name, g in gradients.items()}
+            names = list(gradients)
+            torch.autograd.backward([cores[name] for name in names],
+                                    [gradients[name].to(cores[name].dtype) for name in names])
+            del cores, gradients
             rows, cols = tile.crop()
-            grad[..., rows, cols] += crop.grad
+            grad[..., rows, cols] += crop.grad / scale
             done = self._tile_done(done)
 
         terms = {"content": content, "style": style.detach()}
@@ -203,21 +213,59 @@ class Objective:
                            + settings.tv_weight * values["tv"])
         return values
 
-    def _content_share(self, cores: Mapping[str, torch.Tensor], tile: Tile, height: int,
-                       width: int) -> torch.Tensor:
-        """The tile's part of the mean relative error at the content layers."""
+    def _feature_gradients(self, cores: Mapping[str, torch.Tensor], tile: Tile, height: int,
+                           width: int, symmetric: Mapping[str, torch.Tensor]
+                           ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The tile's part of the content loss, and the weighted loss's gradient at its cores'
+        features, by layer (a layer that is both a content and a style layer gets both)."""
         parts = []
+        gradients: dict[str, torch.Tensor] = {}
+        share = self.settings.content_weight / len(self.content_targets)
         for name, target in self.content_targets.items():
-            (_, _), (rows, cols) = tile.features(name, height, width)
-            parts.append(squared_error_share(cores[name], target[..., rows, cols],
-                                             target.numel(), self.content_energy[name]))
-        return torch.stack(parts).mean()
+            _, (rows, cols) = tile.features(name, height, width)
+            part, gradient = squared_error_share(cores[name], target[..., rows, cols],
+                                                 target.numel(), self.content_energy[name])
+            parts.append(part)
+            gradients[name] = share * gradient
+        for name in self.style_layers:
+            gradient = _style_gradient(cores[name], symmetric[name])
+            gradients[name] = gradients[name] + gradient if name in gradients else gradient
+        return torch.stack(parts).mean(), gradients
 
     def _tile_done(self, done: int) -> int:
         done += 1
         if self.on_tile is not None:
             self.on_tile(done, self.passes)
         return done
+
+
+def _fp16_scale(gradients: Iterable[torch.Tensor]) -> float:
+    """A power of two that lifts the largest of ``gradients`` to ``FP16_GRADIENT``.
+
+    fp16 ends near 6e-8, and the gradients at the features are often smaller (without
+    scaling, conv1_1's share of an image's gradient came out as zero). Backpropagated
+    gradients grow, so the largest is lifted well below fp16's limit (65504); a step that
+    still overflows leaves a non-finite gradient, and the run goes on in fp32."""
+    largest = max(float(g.abs().max()) for g in gradients)
+    if not math.isfinite(largest) or largest == 0:
+        return 1.0
+    return 2.0 ** math.floor(math.log2(FP16_GRADIENT / largest))
+
+
+def _style_gradient(core: torch.Tensor, symmetric: torch.Tensor) -> torch.Tensor:
+    """``symmetric @ F`` for a ``(1, C, h, w)`` core F, in F's memory layout.
+
+    Computed as ``F^T symmetric`` over the positions, which for channels-last features is
+    the product of two contiguous matrices and comes out channels-last itself. Unlike a
+    Gram matrix this product sums only C terms per entry and is rounded to F's dtype
+    anyway, so with bf16 features it runs in bf16 too. Not in fp16, whose range ends near
+    6e-8: the entries of ``symmetric`` and of the product are often smaller than that, and
+    it stays in fp32 until scaled (:func:`_fp16_scale`)."""
+    _, channels, height, width = core.shape
+    dtype = torch.float32 if core.dtype == torch.float16 else core.dtype
+    flat = core.detach().flatten(2)[0].to(dtype)  # (C, h*w)
+    product = flat.T @ symmetric.to(dtype)  # (h*w, C), symmetric == symmetric^T
+    return product.T.reshape(1, channels, height, width)
 
 
 def _core(features: torch.Tensor, tile: Tile, layer: str, height: int, width: int

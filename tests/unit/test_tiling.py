@@ -122,3 +122,59 @@ def test_gram_matrices_of_tiles_add_up(engine):
         reference = gram_matrix(whole[name])
         # Float32 sums in another order: equal up to rounding, relative to the largest entry.
         assert (gram - reference).abs().max() < 1e-5 * reference.abs().max(), name
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("tiled", [False, True])
+def test_reduced_precision_gradient_follows_fp32(engine, tiled, dtype):
+    """bf16 (CPUs, recent GPUs) and fp16 (older GPUs) convolutions give nearly fp32's
+    gradient at the shallow style layers, tiled or not. fp16 ends near 6e-8 and the gradients at
+    the features are smaller, so they are scaled before backpropagation (``_fp16_scale``):
+    unscaled, conv1_1's share of the gradient came out as zero and conv3_1's 58% wrong.
+    (At conv5_1 both precisions are about 40-50% off here, from rounding the deep
+    features themselves; the benchmark's results show what that costs.)"""
+    settings = Settings.from_preset("balanced", content_weight=0.0, style_weight=10.0,
+                                    style_layers={"conv1_1": 1.0, "conv3_1": 1.0})
+    content, style, image = _image(160, 5), _image(160, 6).flip(-1), _image(160, 7)
+    whole = whole_image(160, 160)
+    tiles = [Tile(r, c) for r in _cores(160, 96) for c in _cores(160, 64)] if tiled else whole
+    gradients = {}
+    for precision in (torch.float32, dtype):
+        network = Network(engine.model, "max", precision, engine.device)
+        objective = Objective(network, settings,
+                              network.feature_maps(content, settings.content_layers, whole),
+                              network.gram_matrices(style, tuple(settings.style_layers), whole),
+                              whole if precision == torch.float32 else tiles)
+        x = image.clone().requires_grad_(True)
+        objective(x)
+        gradients[precision] = x.grad
+    reference, reduced = gradients[torch.float32], gradients[dtype]
+    assert reduced.dtype == torch.float32
+    relative = (reduced - reference).norm() / reference.norm()
+    assert relative < 0.1, f"relative error {relative:.3f}"
+
+
+@pytest.mark.parametrize("tiled", [False, True])
+def test_bf16_gradient_is_autograds(engine, tiled):
+    """The bf16 style gradient handed to autograd at the features (``_style_gradient``) is
+    the gradient autograd gives for the loss written out with bf16 convolutions and fp32
+    losses, up to bf16's rounding (measured: 0.3%; with R instead of R + R^T, 47%)."""
+    settings = Settings.from_preset("balanced", style_weight=10.0)
+    network = Network(engine.model, "max", torch.bfloat16, engine.device)
+    content, style, image = _image(160, 5), _image(160, 6).flip(-1), _image(160, 7)
+    whole = whole_image(160, 160)
+    content_targets = network.feature_maps(content, settings.content_layers, whole)
+    style_targets = network.gram_matrices(style, tuple(settings.style_layers), whole)
+
+    reference = image.clone().requires_grad_(True)
+    features = network.features(reference, DEFAULT_LAYERS)
+    weights = {n: w / sum(settings.style_layers.values())
+               for n, w in settings.style_layers.items()}
+    (content_loss(features, content_targets)
+     + settings.style_weight * style_loss(features, style_targets, weights)).backward()
+
+    tiles = [Tile(r, c) for r in _cores(160, 96) for c in _cores(160, 64)] if tiled else whole
+    x = image.clone().requires_grad_(True)
+    Objective(network, settings, content_targets, style_targets, tiles)(x)
+    relative = (x.grad - reference.grad).norm() / reference.grad.norm()
+    assert relative < 0.02, f"relative error {relative:.2e}"
