@@ -528,8 +528,12 @@ def projected_stop(losses: Sequence[float], tolerance: float, ceiling: int) -> i
     if not 0 < now < earlier:
         return ceiling
     power = math.log(earlier / now) / math.log(count / (count - window))
-    stop = count * (now / tolerance) ** (1 / power)
-    return int(min(ceiling, max(count + 1, math.ceil(stop))))
+    # count * (now / tolerance) ** (1 / power), in logarithms: a curve that barely bends
+    # projects its end too far off for a float (a race at style weight 100 overflowed).
+    log_stop = math.log(count) + math.log(now / tolerance) / power
+    if log_stop >= math.log(ceiling):
+        return ceiling
+    return max(count + 1, math.ceil(math.exp(log_stop)))
 
 
 def _optimizer(plan: memory.ScalePlan, settings: Settings, image: torch.Tensor

@@ -1,5 +1,6 @@
 """End-to-end behaviour of the optimiser on tiny images with the real weights."""
 
+import math
 import threading
 from types import SimpleNamespace
 
@@ -122,6 +123,9 @@ def test_the_end_of_a_flattening_curve_is_projected_before_it_comes():
     assert transfer.projected_stop(curve[:stop // 2], 0.0, 300) == 300  # no early stopping
     assert transfer.projected_stop(curve[:30], 0.02, 300) == 300  # too short to tell
     assert transfer.projected_stop([5.0 - 0.01 * i for i in range(40)], 0.0001, 300) == 300
+    # A fall that barely shrinks projects an end too far off for a float: the ceiling.
+    barely = [100 * math.exp(-0.005 * i + 1e-9 * i * i) for i in range(60)]
+    assert transfer.projected_stop(barely, 0.02, 200) == 200
 
 
 def test_the_eta_counts_a_scale_at_its_projected_end(engine, content, style, tiny, monkeypatch):
