@@ -185,13 +185,15 @@ class Settings:
 PRESETS: dict[str, dict[str, Any]] = {
     # draft's finest scale runs 30 iterations, not 40: starting sharp (issue 13), its result
     # stays within 5% of the 80 + 40 schedule's style and content on the three pairs of
-    # bench/schedules.py, in 0.81-0.85 of its CPU time (README, "Time to a good result").
+    # bench/schedules.py, in 0.81-0.85 of its CPU time on the same engine, 0.51-0.55 of the
+    # older engine's (README, "Time to a good result").
     # Early stopping is measured for balanced only so far; the others run exact counts.
     "draft": {"size": 384, "scales": 2, "initial_iterations": 80, "iterations": 30,
               "tolerance": 0.0},
     # balanced's counts are ceilings: each scale ends once its loss falls by less than 2%
     # over 10 iterations (issue 13). On the three pairs of bench/schedules.py that took
-    # 0.5-0.6 of the exact 200 + 100's CPU time, every final score within 5% of its own.
+    # 0.5-0.6 of the exact 200 + 100's CPU time on the same engine (0.31-0.36 of the older
+    # engine's), every final score within 5% of its own.
     "balanced": {"size": 512, "scales": 2, "initial_iterations": 200, "iterations": 100,
                  "tolerance": 0.02},
     "high": {"size": 1024, "scales": 3, "initial_iterations": 300, "iterations": 150,
