@@ -30,6 +30,24 @@ def _cores(length: int, core: int) -> list[Span]:
     return spans(length, -(-length // core), 16, halo(DEFAULT_LAYERS))
 
 
+def _targets(network: Network, settings: Settings, content: torch.Tensor,
+             style: torch.Tensor) -> tuple[dict, dict]:
+    """Whole-image content features and style Gram matrices, as a run makes them."""
+    whole = whole_image(*content.shape[-2:])
+    return (network.feature_maps(content, settings.content_layers, whole),
+            network.gram_matrices(style, tuple(settings.style_layers), whole))
+
+
+def _written_out_loss(features: dict, settings: Settings, content_targets: dict,
+                      style_targets: dict) -> torch.Tensor:
+    """The content and style loss written out over whole feature maps: the reference that
+    autograd differentiates."""
+    weights = {n: w / sum(settings.style_layers.values())
+               for n, w in settings.style_layers.items()}
+    return (content_loss(features, content_targets)
+            + settings.style_weight * style_loss(features, style_targets, weights))
+
+
 def test_halo_covers_the_receptive_field_of_the_deepest_layer():
     # conv5_1 sees 85 pixels to one side (70 to the other); 96 is the next multiple of 16.
     assert halo(DEFAULT_LAYERS) == 96 and alignment(DEFAULT_LAYERS) == 16
@@ -81,16 +99,12 @@ def test_tiled_gradient_equals_the_untiled_gradient(engine, tv_weight):
     network = Network(engine.model, "max", torch.float32, engine.device)
     content, style, image = _image(256, 1), _image(256, 2).flip(-1), _image(256, 3)
     whole = whole_image(256, 256)
-    content_targets = network.feature_maps(content, settings.content_layers, whole)
-    style_targets = network.gram_matrices(style, tuple(settings.style_layers), whole)
+    content_targets, style_targets = _targets(network, settings, content, style)
 
     # The reference: the loss written out over the whole image, differentiated by autograd.
     reference = image.clone().requires_grad_(True)
     features = engine.model(layout(reference, engine.device), DEFAULT_LAYERS)
-    weights = {n: w / sum(settings.style_layers.values())
-               for n, w in settings.style_layers.items()}
-    loss = (content_loss(features, content_targets)
-            + settings.style_weight * style_loss(features, style_targets, weights))
+    loss = _written_out_loss(features, settings, content_targets, style_targets)
     if tv_weight:
         dx = reference[..., :, 1:] - reference[..., :, :-1]
         dy = reference[..., 1:, :] - reference[..., :-1, :]
@@ -141,9 +155,7 @@ def test_reduced_precision_gradient_follows_fp32(engine, tiled, dtype):
     gradients = {}
     for precision in (torch.float32, dtype):
         network = Network(engine.model, "max", precision, engine.device)
-        objective = Objective(network, settings,
-                              network.feature_maps(content, settings.content_layers, whole),
-                              network.gram_matrices(style, tuple(settings.style_layers), whole),
+        objective = Objective(network, settings, *_targets(network, settings, content, style),
                               whole if precision == torch.float32 else tiles)
         x = image.clone().requires_grad_(True)
         objective(x)
@@ -163,15 +175,11 @@ def test_bf16_gradient_is_autograds(engine, tiled):
     network = Network(engine.model, "max", torch.bfloat16, engine.device)
     content, style, image = _image(160, 5), _image(160, 6).flip(-1), _image(160, 7)
     whole = whole_image(160, 160)
-    content_targets = network.feature_maps(content, settings.content_layers, whole)
-    style_targets = network.gram_matrices(style, tuple(settings.style_layers), whole)
+    content_targets, style_targets = _targets(network, settings, content, style)
 
     reference = image.clone().requires_grad_(True)
     features = network.features(reference, DEFAULT_LAYERS)
-    weights = {n: w / sum(settings.style_layers.values())
-               for n, w in settings.style_layers.items()}
-    (content_loss(features, content_targets)
-     + settings.style_weight * style_loss(features, style_targets, weights)).backward()
+    _written_out_loss(features, settings, content_targets, style_targets).backward()
 
     tiles = [Tile(r, c) for r in _cores(160, 96) for c in _cores(160, 64)] if tiled else whole
     x = image.clone().requires_grad_(True)
