@@ -177,7 +177,7 @@ class Objective:
         # autograd the loss's gradient at the features (step 3 above) instead of
         # differentiating the core's share of the Gram matrix saves computing that share
         # again and two products more, with fp32 copies of the features kept for them:
-        # 1.5-1.8x faster per iteration in bf16 on a CPU (README, Benchmark).
+        # 1.65-2.0x faster per iteration in bf16 on a CPU with AMX (README, Benchmark).
         symmetric = {name: (r + r.T) / sums.positions(name) for name, r in residuals.items()}
         grad = torch.zeros_like(image)
         content = torch.zeros((), device=image.device)
