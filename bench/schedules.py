@@ -1,6 +1,7 @@
 """Time to a good result: the presets as they are now against today's schedules, pinned.
 
-    python bench/schedules.py                        # draft and balanced on three pairs
+    python bench/schedules.py                        # every preset below, three pairs
+    python bench/schedules.py --presets full         # full resolution, halved (see SCALED)
     python bench/schedules.py --presets draft --pairs astronaut
     python bench/schedules.py --presets draft --overrides '{"iterations": 12}'   # try one
 
@@ -64,7 +65,17 @@ from nst_engine.transfer import Progress  # noqa: E402
 REFERENCE: dict[str, dict[str, object]] = {
     "draft": {"size": 384, "scales": 2, "initial_iterations": 80, "iterations": 40},
     "balanced": {"size": 512, "scales": 2, "initial_iterations": 200, "iterations": 100},
+    "full": {"size": 1024, "scales": 3, "initial_iterations": 300, "iterations": 150,
+             "full_resolution": True, "full_iterations": 50},
 }
+#: Settings both runs of a preset take here, to fit a CPU. ``full`` runs with every side
+#: halved: 128, 256 and 512 px, then the canvas's own 1024 px (``CANVAS``), the same
+#: schedule and the same kind of last scale, in minutes. As the product runs it (1024 px,
+#: then a 2048 px canvas) one run takes about an hour on a 2-core CPU.
+SCALED: dict[str, dict[str, object]] = {"full": {"size": 512}}
+#: Longest side of the contents and styles a preset runs on, where they are not the
+#: pairs' own (512 px and less): full resolution needs a canvas larger than ``size``.
+CANVAS: dict[str, int] = {"full": 1024}
 #: Content/style pairs: photographs and a generated city, against generated paintings.
 PAIRS = ("astronaut", "chelsea", "skyline")
 #: An image is saved (and later scored) every this many iterations.
@@ -147,25 +158,29 @@ def _run(args: argparse.Namespace, settings: dict, content: Path, style: Path,
 # --- comparison ---------------------------------------------------------------------------
 
 def _compare(args: argparse.Namespace, preset: str, pair: str) -> dict:
-    content, style = _pair(args.out / "images", pair)
+    content, style = _pair(args.out / "images", pair, CANVAS.get(preset))
     # Both runs in the one precision picked for the whole benchmark (see main).
-    pinned = {"seed": 0, "precision": args.precision}
+    pinned = {"seed": 0, "precision": args.precision, **SCALED.get(preset, {})}
     reference = {**Settings.from_preset(preset, **REFERENCE[preset],
                                         tolerance=0.0).to_dict(), **pinned}
     current = {**Settings.from_preset(preset, **{**args.overrides, **pinned}).to_dict()}
     work = args.out / f"schedules-{preset}-{pair}"
     runs = {name: _run(args, settings, content, style, work / name, reuse=not args.rerun)
             for name, settings in (("reference", reference), ("current", current))}
-    evaluator = Evaluator(content, style, int(current["size"]))
-    ref_final, cur_final = (_final(evaluator, work / name, runs[name])
-                            for name in ("reference", "current"))
     with Image.open(content) as opened:
         content_size = (opened.height, opened.width)
+    # Scored at the size the run delivers its detail at: a full-resolution result at the
+    # canvas's own, which a score at ``size`` would blur away.
+    scored = max(content_size) if current["full_resolution"] else int(current["size"])
+    evaluator = Evaluator(content, style, scored)
+    ref_final, cur_final = (_final(evaluator, work / name, runs[name])
+                            for name in ("reference", "current"))
     reached = _first_reaching(evaluator, work / "current", runs["current"], ref_final[1],
                               content_size)
     row = {
         "preset": preset, "pair": pair, "content": content.name, "style": style.name,
-        "reference": {"schedule": REFERENCE[preset], "cpu_s": ref_final[0],
+        "reference": {"schedule": {**REFERENCE[preset], **SCALED.get(preset, {})},
+                      "cpu_s": ref_final[0],
                       "iterations": runs["reference"]["images"][-1]["iteration"],
                       "final": ref_final[1].as_dict()},
         "current": {"schedule": {k: current[k] for k in (*REFERENCE[preset], "tolerance")},
@@ -221,22 +236,35 @@ def _within(current: Scores, reference: Scores) -> bool:
             and current.content <= reference.content * (1 + QUALITY_SLACK))
 
 
-def _pair(folder: Path, name: str) -> tuple[Path, Path]:
-    """The content and style of a named pair; the generated ones are made on first use."""
+def _pair(folder: Path, name: str, canvas: int | None = None) -> tuple[Path, Path]:
+    """The content and style of a named pair; generated ones are made on first use. With a
+    ``canvas`` side, the photographs are enlarged to it (the ones we ship are 512 px and
+    less), and the city and the paintings are drawn at it, sharp."""
     folder.mkdir(parents=True, exist_ok=True)
-    if name == "astronaut":
-        return BENCH / "images" / "astronaut.png", BENCH / "images" / "painting.png"
-    if name == "chelsea":
-        style = folder / "painting-seed1.png"
+    if name not in PAIRS:
+        raise ValueError(f"unknown pair '{name}'; one of {', '.join(PAIRS)}")
+    side = canvas or 512
+    seed = 1 if name == "chelsea" else 0
+    style = BENCH / "images" / "painting.png"
+    if canvas or seed:
+        style = folder / f"painting-seed{seed}-{side}.png"
         if not style.exists():
-            painting(512, seed=1).save(style)
-        return BENCH / "images" / "chelsea.png", style
+            painting(side, seed=seed).save(style)
     if name == "skyline":
-        content = folder / "skyline-512.png"
+        content = folder / f"skyline-{side}.png"
         if not content.exists():
-            skyline(512).save(content)
-        return content, BENCH / "images" / "painting.png"
-    raise ValueError(f"unknown pair '{name}'; one of {', '.join(PAIRS)}")
+            skyline(side).save(content)
+        return content, style
+    content = BENCH / "images" / f"{name}.png"
+    if canvas:
+        enlarged = folder / f"{name}-{side}.png"
+        if not enlarged.exists():
+            with Image.open(content) as photo:
+                scale = side / max(photo.size)
+                size = (round(photo.width * scale), round(photo.height * scale))
+                photo.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(enlarged)
+        content = enlarged
+    return content, style
 
 
 # --- report -------------------------------------------------------------------------------
