@@ -7,6 +7,7 @@ import pytest
 from budgets import budget_for_tiles
 
 from nst_engine import Cancelled, CancelToken, Progress, Settings, SettingsError, memory
+from nst_engine.settings import PLATEAU_WINDOW
 
 
 def test_full_resolution_doubles_past_size_and_ends_at_the_content_size():
@@ -103,3 +104,27 @@ def test_a_run_that_cannot_fit_says_what_would(engine, style):
     settings = Settings.from_dict({"preset": "full", "memory_budget": "1GB"})
     with pytest.raises(SettingsError, match=r"memory_budget.*up to \d+ px on its longest side"):
         engine.stylize(content, [style], settings)
+
+
+def test_a_tiled_full_resolution_scale_stops_once_its_loss_flattens(engine, style,
+                                                                  monkeypatch):
+    """Issue 13: `high` and `full` stop each scale early, the tiled full-resolution ones too.
+    Its iterations are the run's most expensive, so the progress and the ETA must count only
+    those it does: the last report, after the last pass over the last tile, is complete."""
+    monkeypatch.setattr(memory, "TILE_CROP", 0)  # tiles before history, as above
+    content = np.random.default_rng(5).random((256, 400, 3), dtype=np.float32)
+    settings = Settings.from_dict({"preset": "full", "size": 192, "scales": 1,
+                                   "initial_iterations": 3, "full_iterations": 300,
+                                   "tolerance": 0.5, "preview_every": 0, "seed": 0,
+                                   "precision": "fp32"})  # the budget's (budgets.py)
+    assert settings.scale_sizes(256, 400) == [(123, 192), (256, 400)]
+    settings = settings.replace(memory_budget=budget_for_tiles(settings, 256, 400, tiles=2))
+    reports: list[Progress] = []
+    engine.stylize(content, [style], settings, callback=reports.append)
+    finest = [r for r in reports if r.scale == 2 and r.tile == r.tiles]
+    assert "tiles" in finest[0].plan
+    assert PLATEAU_WINDOW < len(finest) < 300, len(finest)
+    last = reports[-1]
+    assert last.total == last.iteration == 3 + len(finest)
+    assert last.work_done == pytest.approx(last.work_total)
+    assert last.eta == pytest.approx(0, abs=1e-6)

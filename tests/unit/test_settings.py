@@ -78,5 +78,8 @@ def test_the_readme_gives_the_presets_figures_as_they_are():
     assert stop, paragraph
     assert int(stop.group(1)) / 100 == Settings.from_preset("balanced").tolerance
     assert int(stop.group(2)) == PLATEAU_WINDOW
+    assert re.search(r"`high` \([^)]*\s+at\s+most,\s+stopping\s+the\s+same\s+way\)", paragraph)
+    assert {Settings.from_preset(name).tolerance for name in ("balanced", "high", "full")} == {
+        Settings.from_preset("balanced").tolerance}
     full = re.search(r"`full` \(`high`, then .*? (\d+) iterations each\)", paragraph, re.S)
     assert full and int(full.group(1)) == Settings.from_preset("full").full_iterations
