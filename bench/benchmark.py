@@ -138,7 +138,7 @@ def _sync(device: torch.device) -> None:
 
 def _compare(args: argparse.Namespace, size: int) -> dict:
     work = args.out / f"race-{size}"
-    content = _content_at(args.content, size, work)
+    content = enlarged(args.content, size, work)
     evaluator = Evaluator(content, args.style, size)
     device = "cuda" if torch.cuda.is_available() and args.device in ("auto", "cuda") else "cpu"
     pastiche = _race(work / "pastiche", [
@@ -183,22 +183,24 @@ def _compare(args: argparse.Namespace, size: int) -> dict:
     return row
 
 
-def _content_at(content: Path, size: int, work: Path) -> Path:
-    """The race's content, enlarged (Lanczos) where its longest side is under ``size``.
+def enlarged(image: Path, side: int, folder: Path) -> Path:
+    """``image``, or where its longest side is under ``side`` a copy enlarged to it
+    (Lanczos) in ``folder``, made on first use.
 
-    pastiche enlarges a small content itself and works at ``size``; nst never works above
-    the content's own size and upsamples its result. Without this, a 1024 px race on the
-    512 px astronaut timed nst's three scales at 128, 256 and 512 px against pastiche at
+    A race: pastiche enlarges a small content itself and works at ``size``; nst never works
+    above the content's own size and upsamples its result. Without this, a 1024 px race on
+    the 512 px astronaut timed nst's three scales at 128, 256 and 512 px against pastiche at
     1024 (58 s against 894 s for 100 steps), which is not the race it names."""
-    with Image.open(content) as image:
-        if max(image.size) >= size:
-            return content
-        scale = size / max(image.size)
-        enlarged = work / f"{content.stem}-{size}.png"
-        work.mkdir(parents=True, exist_ok=True)
-        image.convert("RGB").resize((round(image.width * scale), round(image.height * scale)),
-                                    Image.Resampling.LANCZOS).save(enlarged)
-    return enlarged
+    with Image.open(image) as opened:
+        if max(opened.size) >= side:
+            return image
+        copy = folder / f"{image.stem}-{side}.png"
+        if not copy.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            scale = side / max(opened.size)
+            size = (round(opened.width * scale), round(opened.height * scale))
+            opened.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(copy)
+    return copy
 
 
 def _race_settings(args: argparse.Namespace, size: int) -> Settings:

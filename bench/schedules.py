@@ -46,6 +46,7 @@ from PIL import Image
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
+from benchmark import enlarged  # noqa: E402
 from painting import painting  # noqa: E402
 from quality import Evaluator, Scores  # noqa: E402
 from skyline import skyline  # noqa: E402
@@ -255,16 +256,8 @@ def _pair(folder: Path, name: str, canvas: int | None = None) -> tuple[Path, Pat
         if not content.exists():
             skyline(side).save(content)
         return content, style
-    content = BENCH / "images" / f"{name}.png"
-    if canvas:
-        enlarged = folder / f"{name}-{side}.png"
-        if not enlarged.exists():
-            with Image.open(content) as photo:
-                scale = side / max(photo.size)
-                size = (round(photo.width * scale), round(photo.height * scale))
-                photo.convert("RGB").resize(size, Image.Resampling.LANCZOS).save(enlarged)
-        content = enlarged
-    return content, style
+    photo = BENCH / "images" / f"{name}.png"
+    return (enlarged(photo, canvas, folder) if canvas else photo), style
 
 
 # --- report -------------------------------------------------------------------------------
