@@ -1,10 +1,11 @@
 """One quality evaluator for every engine in the benchmark.
 
-Neither engine optimises these numbers directly: the style distance is the sliced
-Wasserstein distance between the feature distributions of the image and of the style
-(both engines match Gram matrices, i.e. second moments, not whole distributions), and
-each score is relative to the unstylised content image, so 1.0 means "no style at all"
-and lower is more stylised. The content distance at relu4_2 is 0 for the content itself.
+Neither engine optimises the style distance: it is the sliced Wasserstein distance between
+the feature distributions of the image and of the style (both engines match Gram matrices,
+i.e. second moments, not whole distributions), relative to the unstylised content image's,
+so 1.0 means "no style at all" and lower is more stylised. The content distance at relu4_2
+is 0 for the content itself; it is the content term both engines minimise (pastiche's, and
+ours with the presets' ReLU layers), so on that axis each is scored by its own objective.
 """
 
 from __future__ import annotations

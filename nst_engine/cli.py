@@ -212,7 +212,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--content-layers", nargs="+", metavar="LAYER",
                    help="layers whose features keep the content (see `nst layers`)")
     s.add_argument("--style-layers", nargs="+", metavar="LAYER[:W]",
-                   help="style layers with optional weights, e.g. conv1_1:1 conv2_1:0.75")
+                   help="style layers with optional weights, e.g. relu1_1:1 relu2_1:0.75")
     s.add_argument("--optimizer", choices=["lbfgs", "adam"], help="L-BFGS or Adam")
     s.add_argument("--learning-rate", type=float, help="Adam's step size")
     s.add_argument("--init", help="content, noise, or an image file to start from")

@@ -16,10 +16,10 @@ from pathlib import Path
 __all__ = [
     "DEFAULT_CONTENT_WEIGHT",
     "DEFAULT_PRESET",
-    "DEFAULT_STYLE_WEIGHT",
     "PRESETS",
     "PRESET_HINT",
     "PRESET_LABELS",
+    "STYLE_WEIGHTS",
     "describe_health",
     "describe_progress",
     "engine_settings",
@@ -33,7 +33,8 @@ __all__ = [
 # import the engine; tests/unit/test_nst_options.py fails when they drift apart.
 PRESETS = ("draft", "balanced", "high", "full", "paper")
 DEFAULT_PRESET = "balanced"
-DEFAULT_STYLE_WEIGHT = 10.0
+#: Each preset's own style weight: ``paper`` keeps the raw convolutions' layers and their 10.
+STYLE_WEIGHTS = {"draft": 7.0, "balanced": 7.0, "high": 7.0, "full": 7.0, "paper": 10.0}
 DEFAULT_CONTENT_WEIGHT = 1.0
 
 #: What the dialogs show for each preset.
@@ -65,7 +66,7 @@ def engine_settings(
         raise ValueError(f"unknown quality preset {preset!r}")
     settings = {
         "preset": preset,
-        "style_weight": round(DEFAULT_STYLE_WEIGHT * slider_factor(strength), 6),
+        "style_weight": round(STYLE_WEIGHTS[preset] * slider_factor(strength), 6),
         "content_weight": round(DEFAULT_CONTENT_WEIGHT * slider_factor(content_kept), 6),
         "preserve_colors": bool(preserve_colors),
     }

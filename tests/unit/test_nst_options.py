@@ -46,9 +46,10 @@ def test_sliders_are_logarithmic_around_the_engine_default():
 
 def test_dialog_choices_become_server_settings():
     settings = nst_options.engine_settings("draft", 75, 25, preserve_colors=True, seed=7)
-    assert settings == {"preset": "draft", "style_weight": 100.0, "content_weight": 0.1,
+    assert settings == {"preset": "draft", "style_weight": 70.0, "content_weight": 0.1,
                         "preserve_colors": True, "seed": 7}
-    assert nst_options.engine_settings()["style_weight"] == nst_options.DEFAULT_STYLE_WEIGHT
+    assert nst_options.engine_settings()["style_weight"] == nst_options.STYLE_WEIGHTS["balanced"]
+    assert nst_options.engine_settings("paper", 75)["style_weight"] == 100.0
     assert "seed" not in nst_options.engine_settings(seed=0)  # 0 is the dialogs' "random"
     assert "seed" not in nst_options.engine_settings(seed=None)
     with pytest.raises(ValueError, match="preset"):

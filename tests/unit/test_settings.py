@@ -24,7 +24,18 @@ def test_paper_preset_follows_the_reference_paper():
     paper = Settings.from_preset("paper")
     assert paper.content_layers == ("conv4_2",)
     assert set(paper.style_layers) == {"conv1_1", "conv2_1", "conv3_1"}
-    assert (paper.size, paper.scales, paper.optimizer) == (400, 1, "lbfgs")
+    assert (paper.size, paper.scales, paper.optimizer, paper.style_weight) == (
+        400, 1, "lbfgs", 10.0)
+
+
+@pytest.mark.parametrize("name", [name for name in PRESETS if name != "paper"])
+def test_presets_read_the_relus_as_gatys_et_al_ran_them(name):
+    """Caffe's ReLUs work in place, so the paper's conv4_2 is the ReLU's output; the
+    convolutions' raw outputs made the finest scale slow to bring the content back."""
+    settings = Settings.from_preset(name)
+    assert settings.content_layers == ("relu4_2",)
+    assert dict(settings.style_layers) == {f"relu{block}_1": 1.0 for block in range(1, 6)}
+    assert settings.style_weight == 7.0
 
 
 def test_overrides_apply_on_top_of_the_preset():
@@ -83,3 +94,6 @@ def test_the_readme_gives_the_presets_figures_as_they_are():
         Settings.from_preset("balanced").tolerance}
     full = re.search(r"`full` \(`high`, then .*? (\d+) iterations each\)", paragraph, re.S)
     assert full and int(full.group(1)) == Settings.from_preset("full").full_iterations
+    relus = re.search(r"All but `paper` read .*? at style weight (\d+)", paragraph, re.S)
+    assert relus and float(relus.group(1)) == Settings().style_weight
+    assert re.search(r"`paper`.*?style weight (\d+)\.", paragraph, re.S).group(1) == "10"

@@ -12,7 +12,8 @@ from nst_engine.objective import Network, Objective, layout
 from nst_engine.tiling import MIN_CORE, Span, Tile, alignment, halo, plan, smallest_crop, spans
 from nst_engine.tiling import whole as whole_image
 
-DEFAULT_LAYERS = ("conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+#: The layers a default run reads, content first.
+DEFAULT_LAYERS = Settings().layers
 
 
 def _image(size: int, seed: int) -> torch.Tensor:

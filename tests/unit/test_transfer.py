@@ -28,17 +28,19 @@ def run(engine, content, style, settings, **options):
 
 
 def test_total_loss_falls_and_progress_is_reported(engine, content, style, tiny):
-    out, reports = run(engine, content, style, tiny(initial_iterations=8, preview_every=3))
-    assert [r.iteration for r in reports] == list(range(1, 9))
-    assert all(r.total == 8 and r.scales == 1 for r in reports)
+    # 12 iterations: at this size the loss on the ReLUs' outputs halves after 11 of them
+    # (7.46 to 3.50), where the raw convolutions' took 7.
+    out, reports = run(engine, content, style, tiny(initial_iterations=12, preview_every=5))
+    assert [r.iteration for r in reports] == list(range(1, 13))
+    assert all(r.total == 12 and r.scales == 1 for r in reports)
     assert reports[-1].losses["total"] < 0.5 * reports[0].losses["total"]
     assert reports[-1].eta == pytest.approx(0, abs=1e-6)
     # The first iteration warms up: no estimate from it (issue 17), one from the next on.
     assert reports[0].eta is None
     assert all(r.eta is not None and r.elapsed > 0 for r in reports[1:])
-    assert reports[-1].work_done == reports[-1].work_total == 8 * 48 * 40
+    assert reports[-1].work_done == reports[-1].work_total == 12 * 48 * 40
     with_preview = [r.iteration for r in reports if r.preview is not None]
-    assert with_preview == [3, 6, 8]  # every 3, and the final image
+    assert with_preview == [5, 10, 12]  # every 5, and the final image
     assert reports[-1].preview.size == (48, 40) and reports[-1].preview.mode == "RGBA"
     assert not np.allclose(out[..., :3], content[..., :3], atol=0.02)
 
