@@ -210,7 +210,7 @@ def _race_settings(args: argparse.Namespace, size: int) -> Settings:
     Our losses are relative (scale-free) and pastiche's are absolute, so equal numbers mean
     different things: pastiche's defaults weight style so heavily that its result keeps
     little of the content (evaluator content distance about 1.2), where the balanced preset
-    (style weight 10) keeps much more. A race is only fair at the same trade-off, which the
+    (style weight 7) keeps much more. A race is only fair at the same trade-off, which the
     Pareto test in ``Scores.at_least_as_good_as`` then checks on both axes."""
     scales = max(1, round(math.log2(size / 256)) + 1)
     return Settings.from_preset(args.preset, size=size, scales=scales,
