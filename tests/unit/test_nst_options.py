@@ -46,7 +46,7 @@ def test_sliders_are_logarithmic_around_the_engine_default():
 
 def test_dialog_choices_become_server_settings():
     settings = nst_options.engine_settings("draft", 75, 25, preserve_colors=True, seed=7)
-    assert settings == {"preset": "draft", "style_weight": 70.0, "content_weight": 0.1,
+    assert settings == {"preset": "draft", "style_weight": 50.0, "content_weight": 0.1,
                         "preserve_colors": True, "seed": 7}
     assert nst_options.engine_settings()["style_weight"] == nst_options.STYLE_WEIGHTS["balanced"]
     assert nst_options.engine_settings("paper", 75)["style_weight"] == 100.0
