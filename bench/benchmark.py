@@ -11,8 +11,9 @@
 1. Speed: seconds per iteration (one forward and backward pass through VGG-19 up to the
    deepest default layer, with the default losses) at each size, for the plain fp32 path
    (float32, NCHW) and for the engine's default path (its automatic precision,
-   channels-last layout, and freed blocks kept for reuse: nst_engine/allocator.py); peak memory (RSS of a fresh process on CPU, peak allocated on
-   GPU) and achieved GFLOP/s against the convolutions' FLOP count.
+   channels-last layout, and freed blocks kept for reuse: nst_engine/allocator.py); peak
+   memory (RSS of a fresh process on CPU, peak allocated on GPU) and achieved GFLOP/s
+   against the convolutions' FLOP count.
 2. Time to quality: the pastiche CLI and the ``nst`` CLI stylise the same pair at the same
    size, each saving intermediate images; one evaluator (bench/quality.py) scores them all,
    and we report when each engine first reaches the other's final quality.

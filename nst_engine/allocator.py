@@ -3,14 +3,14 @@
 glibc serves every block above its mmap threshold (which adapts up to 32 MiB) with a fresh
 ``mmap`` and unmaps it when it is freed, so the next block of that size is faulted in again,
 page by page, zeroed by the kernel. An iteration on the CPU allocates and frees its feature
-maps and their gradients a few dozen times, and from about 1024 px block 1's maps are such
-blocks: there one thread spent about a third of each iteration on it (3.4 s against 2.3 s
-with the blocks kept; README, "Eighth measurement"). Raising the threshold keeps them in
-the heap, where the next allocation finds them.
+maps and their gradients a few dozen times, and from about 512 px block 1's maps are such
+blocks: at 1024 px one thread spent about a quarter of each iteration on it (3.40 s against
+2.50 s with the blocks kept; README, "Eighth measurement"). Raising the threshold keeps
+them in the heap, where the next allocation finds them.
 
-The price is fragmentation: a run's peak resident memory rose by up to :data:`FRAGMENTATION`.
-A run therefore keeps blocks only when its plan leaves that much of its memory budget spare,
-and gives the heap's free memory back to the system when it ends.
+The price is fragmentation: a run's peak resident memory rose by up to a fifth. A run
+therefore keeps blocks only when its plan leaves :data:`FRAGMENTATION` of room in its
+memory budget, and gives the heap's free memory back to the system when it ends.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import ctypes
 import platform
 from collections.abc import Iterator
 
-#: Peak memory with blocks kept, against without, at most (measured 1.19 to 1.28).
+#: Peak memory with blocks kept, against without, at most (measured 1.07 to 1.20).
 FRAGMENTATION = 1.3
 
 # mallopt's parameters, from glibc's malloc.h.
