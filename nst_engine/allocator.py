@@ -58,7 +58,8 @@ def share_main_heap() -> None:
 @contextlib.contextmanager
 def large_blocks_kept(keep: bool) -> Iterator[None]:
     """Within the block, freed blocks of any size stay in the heap for reuse (with ``keep``,
-    on glibc); after it, glibc's threshold is back and the free memory returned."""
+    on glibc); after it, the threshold is glibc's adaptive ceiling (32 MiB), which it stays
+    at from then on instead of adapting, and the heap's free memory is returned."""
     if _GLIBC is None or not keep:
         yield
         return
