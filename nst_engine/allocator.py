@@ -4,9 +4,13 @@ glibc serves every block above its mmap threshold (which adapts up to 32 MiB) wi
 ``mmap`` and unmaps it when it is freed, so the next block of that size is faulted in again,
 page by page, zeroed by the kernel. An iteration on the CPU allocates and frees its feature
 maps and their gradients a few dozen times, and from about 512 px block 1's maps are such
-blocks: at 1024 px one thread spent about a quarter of each iteration on it (3.40 s against
-2.50 s with the blocks kept; README, "Eighth measurement"). Raising the threshold keeps
-them in the heap, where the next allocation finds them.
+blocks: at 1024 px one thread spent about a third of each iteration on it. Raising the
+threshold keeps them in the heap, where the next allocation finds them, and raising the
+trim threshold with it stops glibc from handing the heap's free top back to the system at
+each free (which it does above 128 KiB once the mmap threshold is set by hand). With the
+first alone an iteration at 1024 px still faulted in about 1 GB of pages and took 2.46 s;
+with both it faults in none and takes 2.24 s, against 3.61 s with neither (README, "Ninth
+measurement").
 
 The price is fragmentation: a run's peak resident memory rose by up to a fifth. A run
 therefore keeps blocks only when its plan leaves :data:`FRAGMENTATION` of room in its
@@ -24,10 +28,14 @@ from collections.abc import Iterator
 FRAGMENTATION = 1.3
 
 # mallopt's parameters, from glibc's malloc.h.
+_M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
 #: The ceiling of glibc's adaptive threshold on 64-bit systems, restored after a run.
 _DEFAULT_THRESHOLD = 32 * 2**20
+#: The trim threshold glibc's adaptive rule pairs with that ceiling (twice the mmap
+#: threshold), restored after a run.
+_DEFAULT_TRIM_THRESHOLD = 2 * _DEFAULT_THRESHOLD
 #: The largest threshold mallopt takes (an int): every feature map stays in the heap.
 _KEPT_THRESHOLD = 2**31 - 1
 
@@ -58,14 +66,17 @@ def share_main_heap() -> None:
 @contextlib.contextmanager
 def large_blocks_kept(keep: bool) -> Iterator[None]:
     """Within the block, freed blocks of any size stay in the heap for reuse (with ``keep``,
-    on glibc); after it, the threshold is glibc's adaptive ceiling (32 MiB), which it stays
-    at from then on instead of adapting, and the heap's free memory is returned."""
+    on glibc); after it, the thresholds are those of glibc's adaptive ceiling (mmap 32 MiB,
+    trim 64 MiB), which they stay at from then on instead of adapting, and the heap's free
+    memory is returned."""
     if _GLIBC is None or not keep:
         yield
         return
     _GLIBC.mallopt(_M_MMAP_THRESHOLD, _KEPT_THRESHOLD)
+    _GLIBC.mallopt(_M_TRIM_THRESHOLD, _KEPT_THRESHOLD)
     try:
         yield
     finally:
         _GLIBC.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_THRESHOLD)
+        _GLIBC.mallopt(_M_TRIM_THRESHOLD, _DEFAULT_TRIM_THRESHOLD)
         _GLIBC.malloc_trim(0)
