@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 import torch
 
 from .device import autocast
-from .losses import relative_mse, squared_error_share, total_variation
+from .losses import gram_sum, relative_mse, squared_error_share, total_variation
 from .settings import Settings
 from .tiling import Tile, feature_length
 from .vgg import VGG19
@@ -110,8 +110,7 @@ class GramSums:
 
     def add(self, cores: Mapping[str, torch.Tensor]) -> None:
         for name, core in cores.items():
-            flat = core.detach().float().flatten(2)[0]
-            part = flat @ flat.T
+            part = gram_sum(core.detach())
             self._sums[name] = self._sums[name] + part if name in self._sums else part
 
     def positions(self, name: str) -> int:

@@ -1,8 +1,17 @@
 """The loss terms against hand computations."""
 
+import pytest
 import torch
 
-from nst_engine.losses import content_loss, gram_matrix, relative_mse, style_loss, total_variation
+from nst_engine.losses import (
+    GRAM_CHUNK,
+    content_loss,
+    gram_matrix,
+    gram_sum,
+    relative_mse,
+    style_loss,
+    total_variation,
+)
 
 
 def test_gram_matrix_matches_hand_computation():
@@ -15,6 +24,23 @@ def test_gram_matrix_matches_hand_computation():
 def test_gram_matrix_is_float32_for_reduced_precision_features():
     features = torch.ones(1, 3, 4, 4, dtype=torch.bfloat16)
     assert gram_matrix(features).dtype == torch.float32
+
+
+@pytest.mark.parametrize("size", [(3, 5), (32, 32), (37, 41), (64, 64)],
+                         ids=["less than a chunk", "one chunk", "chunk and rest", "chunks"])
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format],
+                         ids=["channels-last", "nchw"])
+def test_bfloat16_gram_sums_in_chunks_agree_with_float32(size, layout):
+    """Partial products in bfloat16 over GRAM_CHUNK positions, added in float32: each
+    rounded once, so the sum stays within bfloat16's rounding (2**-8) of the float32 one."""
+    assert GRAM_CHUNK == 1024  # the sizes above cover less than, exactly and over a chunk
+    features = torch.relu(torch.randn(1, 8, *size, generator=torch.Generator().manual_seed(0)))
+    features = features.bfloat16().contiguous(memory_format=layout)
+    flat = features.float().flatten(2)[0]
+    expected = flat @ flat.T
+    result = gram_sum(features)
+    assert result.dtype == torch.float32
+    assert ((result - expected).abs() <= 2**-8 * expected.abs()).all()
 
 
 def test_relative_mse_divides_by_the_target_energy():
