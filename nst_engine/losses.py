@@ -40,7 +40,7 @@ def gram_sum(features: torch.Tensor) -> torch.Tensor:
     total = rows.new_zeros((channels, channels), dtype=torch.float32)
     if whole:
         chunks = rows[:whole].view(-1, GRAM_CHUNK, channels)
-        total += torch.bmm(chunks.transpose(1, 2), chunks).float().sum(0)
+        total += torch.bmm(chunks.transpose(1, 2), chunks).sum(0, dtype=torch.float32)
     if whole < rows.shape[0]:
         rest = rows[whole:]
         total += (rest.T @ rest).float()
